@@ -1,0 +1,446 @@
+/**
+ * The Mist wire format: one JSON envelope per text frame. Pure functions, no I/O; runs in Deno,
+ * browsers and Node (no `Deno.*` here). PROTOCOL.md is the normative description.
+ *
+ * @example Round trip
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encodeRequest } from "./envelope.ts";
+ *
+ * const decoded = decode(encodeRequest(18446744073709551615n, "echo", ["hi"]));
+ * assert.deepEqual(decoded, {
+ *   ok: true,
+ *   envelope: { kind: "request", id: 18446744073709551615n, method: "echo", params: ["hi"] },
+ * });
+ * ```
+ *
+ * @module
+ */
+
+/**
+ * A request id: an unsigned 64-bit integer. Ids up to `Number.MAX_SAFE_INTEGER` are numbers;
+ * larger ones are `bigint`, so an id a Rust peer sent comes back exactly as sent.
+ */
+export type Id = number | bigint;
+
+/** The largest id the wire allows, 2^64 - 1. */
+export const MAX_ID: bigint = 0xffff_ffff_ffff_ffffn;
+
+/** A call that expects a reply. */
+export interface RequestEnvelope {
+  /** Discriminant. */
+  readonly kind: "request";
+  /** Correlates the reply. */
+  readonly id: Id;
+  /** The wire name of the method. */
+  readonly method: string;
+  /** Positional parameters. */
+  readonly params: unknown[];
+}
+
+/** A call that must never be answered (`"id": null`, or no `id` at all). */
+export interface NotificationEnvelope {
+  /** Discriminant. */
+  readonly kind: "notification";
+  /** The wire name of the method. */
+  readonly method: string;
+  /** Positional parameters. */
+  readonly params: unknown[];
+}
+
+/** A successful reply. */
+export interface SuccessEnvelope {
+  /** Discriminant. */
+  readonly kind: "success";
+  /** The id of the request this answers. */
+  readonly id: Id;
+  /** The handler's return value (`null` for none). */
+  readonly result: unknown;
+}
+
+/** A failed reply. */
+export interface FailureEnvelope {
+  /** Discriminant. */
+  readonly kind: "failure";
+  /** The id of the request this answers. */
+  readonly id: Id;
+  /** The error message. */
+  readonly error: string;
+}
+
+/** Any valid envelope. */
+export type Envelope =
+  | RequestEnvelope
+  | NotificationEnvelope
+  | SuccessEnvelope
+  | FailureEnvelope;
+
+/** Why a frame could not be decoded; stable strings, listed in PROTOCOL.md. */
+export type DecodeErrorReason =
+  | "malformed-json"
+  | "not-an-object"
+  | "bad-id"
+  | "bad-method"
+  | "bad-params"
+  | "bad-error"
+  | "result-and-error"
+  | "no-kind";
+
+/**
+ * A frame that is not a valid envelope. When the frame carried a usable id and looked like a
+ * request, `replyId` holds it so the receiver can answer with an error.
+ *
+ * @example Telling decode failures apart
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, EnvelopeDecodeError } from "./envelope.ts";
+ *
+ * const decoded = decode('{"id": 7, "method": 3}');
+ * assert.equal(decoded.ok, false);
+ * if (!decoded.ok) {
+ *   assert.ok(decoded.error instanceof EnvelopeDecodeError);
+ *   assert.equal(decoded.error.reason, "bad-method");
+ *   assert.equal(decoded.error.replyId, 7);
+ * }
+ * ```
+ */
+export class EnvelopeDecodeError extends SyntaxError {
+  /** Which rule the frame broke. */
+  readonly reason: DecodeErrorReason;
+  /** The id to answer with an error, or `null` when the frame must be dropped. */
+  readonly replyId: Id | null;
+  /** For a broken reply with a usable id: the call it was meant to settle. */
+  readonly responseId: Id | null;
+
+  /**
+   * @param reason Which rule the frame broke.
+   * @param message A sentence-case description.
+   * @param replyId The id to answer, if any.
+   * @param responseId The id of the call a broken reply was meant to settle, if any.
+   */
+  constructor(
+    reason: DecodeErrorReason,
+    message: string,
+    replyId: Id | null = null,
+    responseId: Id | null = null,
+  ) {
+    super(message);
+    this.name = "EnvelopeDecodeError";
+    this.reason = reason;
+    this.replyId = replyId;
+    this.responseId = responseId;
+  }
+}
+
+/** The outcome of {@linkcode decode}: never a thrown exception. */
+export type DecodeResult =
+  | { readonly ok: true; readonly envelope: Envelope }
+  | { readonly ok: false; readonly error: EnvelopeDecodeError };
+
+/**
+ * Decodes one text frame. Total: every string maps to an envelope or a typed error.
+ *
+ * @param text The frame's text.
+ * @returns The envelope, or the reason it is invalid.
+ *
+ * @example Decoding a notification
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode } from "./envelope.ts";
+ *
+ * assert.deepEqual(decode('{"id": null, "method": "log", "params": [1]}'), {
+ *   ok: true,
+ *   envelope: { kind: "notification", method: "log", params: [1] },
+ * });
+ * ```
+ */
+export function decode(text: string): DecodeResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail("malformed-json", "Cannot decode frame: not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return fail("not-an-object", "Cannot decode frame: not a JSON object");
+  }
+  const frame = value as Record<string, unknown>;
+  const rawId = frame.id;
+  let id: Id | null = null;
+  if (rawId !== null && rawId !== undefined) {
+    id = readId(rawId, text);
+    if (id === null) {
+      return fail(
+        "bad-id",
+        "Cannot decode frame: id is not an unsigned 64-bit integer",
+      );
+    }
+  }
+  if ("method" in frame) {
+    const { method, params = [] } = frame;
+    if (typeof method !== "string") {
+      return fail(
+        "bad-method",
+        "Cannot decode frame: method is not a string",
+        id,
+      );
+    }
+    if (!Array.isArray(params)) {
+      return fail(
+        "bad-params",
+        `Cannot decode frame: params of "${method}" is not an array`,
+        id,
+      );
+    }
+    return id === null
+      ? { ok: true, envelope: { kind: "notification", method, params } }
+      : { ok: true, envelope: { kind: "request", id, method, params } };
+  }
+  // A reply; never answered, so a bad reply has no replyId (two peers must not ping-pong errors).
+  const hasResult = "result" in frame;
+  const hasError = frame.error !== undefined && frame.error !== null;
+  if (id === null) {
+    return fail(
+      hasResult || hasError ? "bad-id" : "no-kind",
+      "Cannot decode frame: reply has no id",
+    );
+  }
+  if (hasResult && hasError) {
+    return fail(
+      "result-and-error",
+      "Cannot decode frame: reply has both result and error",
+      null,
+      id,
+    );
+  }
+  if (hasError) {
+    const error = readError(frame.error);
+    if (error === null) {
+      return fail(
+        "bad-error",
+        "Cannot decode frame: error is not a string",
+        null,
+        id,
+      );
+    }
+    return { ok: true, envelope: { kind: "failure", id, error } };
+  }
+  if (hasResult) {
+    return {
+      ok: true,
+      envelope: { kind: "success", id, result: frame.result },
+    };
+  }
+  // Only an id: looks like a request that lost its method, so the sender learns why.
+  return fail(
+    "no-kind",
+    "Cannot decode frame: neither method, result nor error",
+    id,
+  );
+}
+
+function fail(
+  reason: DecodeErrorReason,
+  message: string,
+  replyId: Id | null = null,
+  responseId: Id | null = null,
+): DecodeResult {
+  return {
+    ok: false,
+    error: new EnvelopeDecodeError(reason, message, replyId, responseId),
+  };
+}
+
+/** A JSON-RPC 2.0 style `{code, message}` is read as its message (be liberal in what you accept). */
+function readError(error: unknown): string | null {
+  if (typeof error === "string") return error;
+  if (typeof error === "object" && error !== null && !Array.isArray(error)) {
+    const message = (error as { message?: unknown }).message;
+    if (typeof message === "string") return message;
+  }
+  return null;
+}
+
+function readId(raw: unknown, text: string): Id | null {
+  if (typeof raw !== "number" || !Number.isInteger(raw) || raw < 0) return null;
+  if (Number.isSafeInteger(raw)) return raw;
+  // JSON.parse rounded it: recover the exact digits from the source text.
+  const digits = topLevelIdText(text);
+  if (digits === null || !/^(0|[1-9][0-9]*)$/.test(digits)) return null;
+  const id = BigInt(digits);
+  return id > MAX_ID ? null : id;
+}
+
+/** Finds the raw text of the top-level `"id"` member of a valid JSON object. */
+function topLevelIdText(text: string): string | null {
+  let depth = 0;
+  let i = 0;
+  let expectKey = false;
+  let key: string | null = null;
+  let found: string | null = null; // JSON.parse keeps the last duplicate key; so do we
+  while (i < text.length) {
+    const c = text[i];
+    if (c === '"') {
+      const end = stringEnd(text, i);
+      if (depth === 1 && expectKey) {
+        key = JSON.parse(text.slice(i, end)) as string;
+      }
+      i = end;
+      continue;
+    }
+    if (c === "{" || c === "[") {
+      depth++;
+      expectKey = depth === 1;
+    } else if (c === "}" || c === "]") depth--;
+    else if (c === ",") expectKey = depth === 1;
+    else if (c === ":" && depth === 1) {
+      expectKey = false;
+      if (key === "id") {
+        const match = /^\s*(-?[0-9][0-9eE.+-]*)/.exec(
+          text.slice(i + 1, i + 64),
+        );
+        found = match ? match[1] : null;
+      }
+    }
+    i++;
+  }
+  return found;
+}
+
+function stringEnd(text: string, start: number): number {
+  let i = start + 1;
+  while (i < text.length && text[i] !== '"') i += text[i] === "\\" ? 2 : 1;
+  return i + 1;
+}
+
+/**
+ * Encodes a request frame.
+ *
+ * @param id The request id, 0 to 2^64 - 1.
+ * @param method The wire name of the method.
+ * @param params Positional parameters (JSON-serialisable).
+ * @returns The frame text.
+ * @throws {TypeError} When `params` cannot be serialised (a `bigint`, a cycle).
+ *
+ * @example Encoding a request
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeRequest } from "./envelope.ts";
+ * assert.equal(encodeRequest(1, "echo", [2]), '{"id":1,"method":"echo","params":[2]}');
+ * ```
+ */
+export function encodeRequest(
+  id: Id,
+  method: string,
+  params: readonly unknown[],
+): string {
+  return `{"id":${id},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`;
+}
+
+/**
+ * Encodes a notification frame (`"id": null`).
+ *
+ * @param method The wire name of the method.
+ * @param params Positional parameters (JSON-serialisable).
+ * @returns The frame text.
+ * @throws {TypeError} When `params` cannot be serialised.
+ *
+ * @example Encoding a notification
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeNotification } from "./envelope.ts";
+ * assert.equal(encodeNotification("log", []), '{"id":null,"method":"log","params":[]}');
+ * ```
+ */
+export function encodeNotification(
+  method: string,
+  params: readonly unknown[],
+): string {
+  return `{"id":null,"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`;
+}
+
+/**
+ * Encodes a success reply. `undefined` becomes `null`.
+ *
+ * @param id The id of the request being answered.
+ * @param result The result (JSON-serialisable).
+ * @returns The frame text.
+ * @throws {TypeError} When `result` cannot be serialised.
+ *
+ * @example Encoding a success
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeSuccess } from "./envelope.ts";
+ * assert.equal(encodeSuccess(3n, undefined), '{"id":3,"result":null}');
+ * ```
+ */
+export function encodeSuccess(id: Id, result: unknown): string {
+  return `{"id":${id},"result":${JSON.stringify(result) ?? "null"}}`;
+}
+
+/**
+ * Encodes a failure reply.
+ *
+ * @param id The id of the request being answered.
+ * @param error The error message.
+ * @returns The frame text.
+ *
+ * @example Encoding a failure
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeFailure } from "./envelope.ts";
+ * assert.equal(encodeFailure(4, "no"), '{"id":4,"error":"no"}');
+ * ```
+ */
+export function encodeFailure(id: Id, error: string): string {
+  return `{"id":${id},"error":${JSON.stringify(error)}}`;
+}
+
+/**
+ * Encodes any envelope.
+ *
+ * @param envelope The envelope.
+ * @returns The frame text.
+ * @throws {TypeError} When its params or result cannot be serialised.
+ *
+ * @example Encode then decode
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encode, type Envelope } from "./envelope.ts";
+ * const envelope: Envelope = { kind: "success", id: 9, result: { a: [1] } };
+ * assert.deepEqual(decode(encode(envelope)), { ok: true, envelope });
+ * ```
+ */
+export function encode(envelope: Envelope): string {
+  switch (envelope.kind) {
+    case "request":
+      return encodeRequest(envelope.id, envelope.method, envelope.params);
+    case "notification":
+      return encodeNotification(envelope.method, envelope.params);
+    case "success":
+      return encodeSuccess(envelope.id, envelope.result);
+    case "failure":
+      return encodeFailure(envelope.id, envelope.error);
+  }
+}
+
+/**
+ * A key for maps of ids: numbers stay numbers; large `bigint` ids (never safe integers) become
+ * strings, so `5` and `5n` never collide and lookups stay cheap.
+ *
+ * @param id An id.
+ * @returns A map key.
+ *
+ * @example Keys
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { idKey } from "./envelope.ts";
+ * assert.equal(idKey(5), 5);
+ * assert.equal(idKey(2n ** 60n), "1152921504606846976");
+ * ```
+ */
+export function idKey(id: Id): number | string {
+  return typeof id === "bigint"
+    ? (id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id.toString())
+    : id;
+}
