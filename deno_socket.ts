@@ -1,6 +1,8 @@
 /**
- * A WebSocket client socket for Deno with Nagle's algorithm turned off. **Deno-only**: it
- * opens its TCP connection with `Deno.connect`.
+ * A WebSocket client socket for Deno with Nagle's algorithm turned off. **Deno-only at run
+ * time**: it opens its TCP connection with `Deno.connect`, which it finds on `globalThis` and
+ * types itself (`DenoNet` below), so this file also type-checks with a DOM-only lib and the
+ * client that imports it stays loadable in browsers and Node, where it is never used.
  *
  * Why it exists: Deno's native `WebSocket` client leaves Nagle's algorithm on (`Deno.serve`
  * turns it off on the server side only). When a client sends a frame that gets no immediate
@@ -14,6 +16,21 @@
  * @module
  */
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
+
+/** The part of Deno's TCP API used here. */
+interface TcpConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  close(): void;
+  setNoDelay(noDelay?: boolean): void;
+}
+interface DenoNet {
+  connect(options: { hostname: string; port: number; signal?: AbortSignal }): Promise<TcpConn>;
+}
+
+function denoNet(): DenoNet | undefined {
+  return (globalThis as { Deno?: DenoNet }).Deno;
+}
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"; // RFC 6455 §1.3
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
@@ -74,8 +91,7 @@ export interface NoDelayWebSocketOptions {
  * ```
  */
 export function isNoDelaySupported(): boolean {
-  const deno = (globalThis as { Deno?: { connect?: unknown } }).Deno;
-  return typeof deno?.connect === "function";
+  return typeof denoNet()?.connect === "function";
 }
 
 function base64(bytes: Uint8Array): string {
@@ -136,7 +152,7 @@ function decodeText(bytes: Uint8Array): string {
   return text.includes("\uFFFD") ? fatal.decode(bytes) : text;
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: TcpConn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) {
     const written = await conn.write(bytes.subarray(offset));
     if (written <= 0) throw new Error("write made no progress");
@@ -181,7 +197,7 @@ export class NoDelayWebSocket implements WebSocketLike {
   #buffered = 0;
   #listeners = new Map<string, Listener[]>();
   #abort = new AbortController();
-  #conn?: Deno.TcpConn;
+  #conn?: TcpConn;
   #connClosed = false;
   #queue: { bytes: Uint8Array; size: number }[] = [];
   #writing = false;
@@ -323,7 +339,7 @@ export class NoDelayWebSocket implements WebSocketLike {
       const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
       const port = Number(url.port || 80);
       const signal = this.#abort.signal;
-      this.#conn = await Deno.connect({ hostname, port, signal });
+      this.#conn = await denoNet()!.connect({ hostname, port, signal });
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#conn.setNoDelay(true);
       await writeAll(this.#conn, encoder.encode(head));
@@ -349,7 +365,7 @@ export class NoDelayWebSocket implements WebSocketLike {
     this.#emit({ type: "close", code, reason, wasClean });
   }
 
-  async #readHead(conn: Deno.TcpConn): Promise<string> {
+  async #readHead(conn: TcpConn): Promise<string> {
     while (this.#end <= MAX_HEAD) { // each read adds at least one byte
       const read = await conn.read(this.#space());
       if (read === null) {
@@ -398,7 +414,7 @@ export class NoDelayWebSocket implements WebSocketLike {
     this.#protocol = protocol;
   }
 
-  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+  async #readLoop(conn: TcpConn): Promise<void> {
     while (!this.#result) { // ends with the connection: each read returns data or null
       const payload = this.#payload;
       let read: number | null;

@@ -1,0 +1,85 @@
+/**
+ * Round-trip latency: Mist's `Client` → `serveLocal` against the floor, a raw WebSocket echo of
+ * the same request text on the same machine. Each group has the raw case as its baseline, so
+ * `deno bench` prints the ratio from one run. Loopback only; Deno.bench bounds every loop.
+ *
+ * Run: `./deno bench -A bench/roundtrip_bench.ts`
+ *
+ * @module
+ */
+
+import { Client, HandlerRegistry, serveLocal, SharedSecret } from "../mod.ts";
+import { consoleLogger } from "../log.ts";
+
+const KiB = 1024;
+const SIZES: [string, unknown[]][] = [
+  ["small", ["hello", 42]],
+  ["1 KiB", ["x".repeat(KiB)]],
+  ["64 KiB", ["x".repeat(64 * KiB)]],
+  ["1 MiB", ["x".repeat(1024 * KiB)]],
+];
+const IN_FLIGHT = 64;
+
+// The floor: echoes every text frame verbatim, so the client pays only for the socket.
+const raw = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+  const { socket, response } = Deno.upgradeWebSocket(request);
+  socket.onmessage = (event) => socket.send(event.data);
+  return response;
+});
+const rawSocket = new WebSocket(`ws://127.0.0.1:${raw.addr.port}/`);
+await new Promise((resolve) => rawSocket.onopen = resolve);
+let rawWaiters: (() => void)[] = [];
+rawSocket.onmessage = () => rawWaiters.shift()?.();
+function rawRoundTrip(text: string): Promise<void> {
+  return new Promise((resolve) => {
+    rawWaiters.push(resolve);
+    rawSocket.send(text);
+  });
+}
+
+const secret = SharedSecret.generate();
+const registry = new HandlerRegistry()
+  .register("echo", (params) => params)
+  .register("note", () => null);
+const server = serveLocal({ secret, registry, logger: consoleLogger("error") });
+const client = new Client(server.url, { secret, heartbeat: false });
+await client.opened();
+
+for (const [size, params] of SIZES) {
+  const text = JSON.stringify({ id: 1, method: "echo", params });
+  const group = `round trip, ${size} params`;
+  Deno.bench(`raw WebSocket echo, ${size}`, { group, baseline: true }, async () => {
+    await rawRoundTrip(text);
+  });
+  Deno.bench(`Mist call, ${size}`, { group }, async () => {
+    await client.call("echo", params);
+  });
+}
+
+const smallText = JSON.stringify({ id: 1, method: "echo", params: ["hello", 42] });
+Deno.bench(`raw WebSocket echo, ${IN_FLIGHT} in flight`, {
+  group: "pipelined",
+  baseline: true,
+}, async () => {
+  await Promise.all(Array.from({ length: IN_FLIGHT }, () => rawRoundTrip(smallText)));
+});
+Deno.bench(`Mist call, ${IN_FLIGHT} in flight`, { group: "pipelined" }, async () => {
+  await Promise.all(Array.from({ length: IN_FLIGHT }, () => client.call("echo", ["hello", 42])));
+});
+
+Deno.bench("Mist call alone", { group: "notification then call", baseline: true }, async () => {
+  await client.call("echo", ["hello", 42]);
+});
+Deno.bench("Mist notification then call", { group: "notification then call" }, async () => {
+  client.notify("note", ["hello"]);
+  await client.call("echo", ["hello", 42]);
+});
+
+// Deno.bench has no after-all hook; close everything when the bench process unloads.
+globalThis.addEventListener("unload", () => {
+  client.close();
+  server.shutdown();
+  rawWaiters = [];
+  rawSocket.close();
+  raw.shutdown();
+});
