@@ -101,7 +101,7 @@ export interface ClientOptions extends PeerOptions {
   /** The secret, when the endpoint is a URL. */
   secret?: SharedSecret | string;
   /**
-   * How to present the secret. Browsers cannot set headers.
+   * How to present the secret. Browsers cannot set headers, so `"header"` is for Deno and Node.
    * @default "header" in Deno and Node, "protocol" elsewhere
    */
   secretVia?: SecretTransport;
@@ -201,6 +201,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   #socket: WebSocketLike | undefined;
   #attempt = 0;
   #retries = 0;
+  #lastError: unknown;
   #timer: unknown;
   #deadTimer: unknown;
   #heartbeatTimer: unknown;
@@ -233,6 +234,14 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     this.#logger = options.logger ?? consoleLogger();
     this.#via = options.secretVia ?? (isServerRuntime() ? "header" : "protocol");
     this.#factory = options.webSocketFactory ?? defaultFactory();
+    if (
+      !options.webSocketFactory && !isNoDelaySupported() &&
+      typeof globalThis.WebSocket !== "function"
+    ) {
+      throw new TypeError(
+        "Cannot create client: no global WebSocket (on Node 20 run with --experimental-websocket)",
+      );
+    }
     const reconnect = options.reconnect ?? {};
     this.#reconnects = reconnect !== false;
     const policy = reconnect === false ? {} : reconnect;
@@ -470,6 +479,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   }
 
   #retryLater(error: unknown): void {
+    this.#lastError = error;
     const base = this.#delays[this.#retries++] ?? this.#maxDelayMs;
     const delayMs = Math.round(base * (1 + this.#jitter * Math.random()));
     this.#setState("reconnecting", this.#attempt + 1, delayMs, error);

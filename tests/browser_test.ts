@@ -1,0 +1,206 @@
+/**
+ * The browser client in a real browser: Debian's headless Chromium, driven by playwright-core,
+ * loads a page that imports the bundle (`tools/build.ts`), connects with the subprotocol form of
+ * the secret, calls both ways, and reconnects through its `{url, secret}` provider when the
+ * server restarts on a new port with a new secret. A page from a foreign origin is refused.
+ *
+ * Chromium is required: when `tools/ensure_chromium.sh` cannot provide it, this test fails.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+import { build } from "../tools/build.ts";
+import { startServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const FOREIGN_HOST = "foreign.test";
+const PAGE = new URL("./fixtures/browser_page.html", import.meta.url);
+const ENSURE_CHROMIUM = new URL("../tools/ensure_chromium.sh", import.meta.url);
+
+async function ensureChromium(): Promise<void> {
+  const { success, stderr } = await new Deno.Command("sh", {
+    args: [ENSURE_CHROMIUM.pathname],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.ok(
+    success,
+    `Chromium is required for this test and could not be provided:\n${
+      new TextDecoder().decode(stderr)
+    }`,
+  );
+}
+
+Deno.test("Client in headless Chromium: subprotocol secret, calls both ways, reconnect through the provider, foreign origin refused", async () => {
+  await ensureChromium();
+  const dist = await Deno.makeTempDir({ prefix: "mist-browser-dist-" });
+  const profile = await Deno.makeTempDir({ prefix: "mist-chromium-profile-" });
+  const bundle = await Deno.readTextFile((await build(dist)).js);
+  const page = await Deno.readTextFile(PAGE);
+
+  let current = await startServer();
+  let endpoint = { url: current.server.url, secret: current.secret.toHex() };
+  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    const { pathname } = new URL(request.url);
+    const headers = { "cache-control": "no-store" };
+    if (pathname === "/" || pathname === "/index.html") {
+      return new Response(page, { headers: { ...headers, "content-type": "text/html" } });
+    }
+    if (pathname === "/mist_client.js") {
+      return new Response(bundle, { headers: { ...headers, "content-type": "text/javascript" } });
+    }
+    if (pathname === "/endpoint") return Response.json(endpoint, { headers });
+    return new Response("Not found\n", { status: 404 });
+  });
+  const origin = `http://127.0.0.1:${http.addr.port}`;
+  const foreignOrigin = `http://${FOREIGN_HOST}:${http.addr.port}`;
+
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: STEP_TIMEOUT_MS,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+      // The foreign page's host resolves to loopback: no traffic leaves the machine.
+      `--host-resolver-rules=MAP ${FOREIGN_HOST} 127.0.0.1`,
+    ],
+  });
+  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  const pageErrors: string[] = [];
+  try {
+    const tab = await context.newPage();
+    tab.on("pageerror", (error) => pageErrors.push(String(error)));
+    await tab.goto(`${origin}/`);
+    await tab.waitForFunction(() => "mist" in globalThis);
+
+    // Connects with the subprotocol form of the secret; the server selects mist.v1.
+    await tab.waitForFunction(() => globalThis.mist.states.includes("open"));
+    const first = await tab.evaluate(() => globalThis.mist.sockets[0]);
+    assert.deepEqual(first.protocols, ["mist.v1", `mist.secret.${current.secret.toHex()}`]);
+    assert.equal(first.selected, "mist.v1");
+    assert.equal(first.url, current.server.url);
+
+    // Browser to server.
+    assert.deepEqual(
+      await tab.evaluate(() => globalThis.mist.echo(["hello", 42, { nested: [true] }])),
+      [
+        "hello",
+        42,
+        { nested: [true] },
+      ],
+    );
+
+    // Server to browser: from the server's handle on the connection, and as a callback.
+    const serverSide = await current.peers.next("the page's connection");
+    assert.equal(
+      await serverSide.call("page.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS }),
+      `Hello server, from ${origin}`,
+    );
+    assert.equal(
+      await tab.evaluate(() => globalThis.mist.callback("callback")),
+      `Hello callback, from ${origin}`,
+    );
+
+    // Informational: a notification then a call, in the browser.
+    const timing = await tab.evaluate(() => globalThis.mist.notifyThenCall(20));
+    console.log(
+      `browser: notification then call, median ${timing.median.toFixed(2)} ms, max ${
+        timing.max.toFixed(2)
+      } ms`,
+    );
+
+    // Restart: the old server goes away, a new one comes up on a new port with a new secret.
+    const old = current;
+    await old.server.shutdown();
+    current = await startServer(old.server.port);
+    assert.notEqual(current.secret.toHex(), old.secret.toHex());
+    endpoint = { url: current.server.url, secret: current.secret.toHex() };
+
+    await tab.waitForFunction(() =>
+      globalThis.mist.states.filter((state) => state === "open").length >= 2
+    );
+    const states = await tab.evaluate(() => [...globalThis.mist.states]);
+    assert.equal(states[0], "open");
+    assert.equal(states.at(-1), "open");
+    assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
+    assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
+    const last = await tab.evaluate(() => globalThis.mist.sockets.at(-1)!);
+    assert.deepEqual(last.protocols, ["mist.v1", `mist.secret.${current.secret.toHex()}`]);
+    assert.equal(last.url, current.server.url);
+    assert.equal(last.selected, "mist.v1");
+
+    assert.deepEqual(await tab.evaluate(() => globalThis.mist.echo(["again"])), ["again"]);
+    const serverSide2 = await current.peers.next("the page's new connection");
+    assert.equal(
+      await serverSide2.call("page.greet", ["new server"], { timeoutMs: STEP_TIMEOUT_MS }),
+      `Hello new server, from ${origin}`,
+    );
+    assert.deepEqual(await tab.evaluate(() => [...globalThis.mist.served]), [
+      "server",
+      "callback",
+      "new server",
+    ]);
+    assert.equal(current.server.connections, 1);
+
+    // A page from a foreign origin, with the right secret, is refused before the upgrade.
+    const foreign = await context.newPage();
+    foreign.on("pageerror", (error) => pageErrors.push(String(error)));
+    await foreign.goto(`${foreignOrigin}/`);
+    assert.equal(await foreign.evaluate(() => location.origin), foreignOrigin);
+    await foreign.waitForFunction(() => "mist" in globalThis);
+    const refusal = await current.refusals.next("the foreign page's refusal");
+    assert.match(refusal, /403 Origin not allowed$/);
+    await foreign.waitForFunction(() => globalThis.mist.states.includes("reconnecting"));
+    const foreignStates = await foreign.evaluate(() => [...globalThis.mist.states]);
+    assert.ok(!foreignStates.includes("open"), `states: ${foreignStates.join(", ")}`);
+    assert.equal(
+      await foreign.evaluate(() => globalThis.mist.sockets.some((s) => s.opened)),
+      false,
+    );
+    assert.equal(current.server.connections, 1);
+    assert.equal(current.peers.items.length, 1);
+
+    await foreign.evaluate(() => globalThis.mist.close());
+    await tab.evaluate(() => globalThis.mist.close());
+    assert.deepEqual(pageErrors, []);
+  } finally {
+    await context.close();
+    await current.server.shutdown();
+    await http.shutdown();
+    await Deno.remove(profile, { recursive: true });
+    await Deno.remove(dist, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// What the page exposes; the functions above run inside Chromium, not here.
+
+interface PageSocket {
+  url: string;
+  protocols: string[] | null;
+  selected: string | null;
+  opened: boolean;
+}
+
+interface PageMist {
+  states: string[];
+  served: string[];
+  sockets: PageSocket[];
+  echo(params: unknown[]): Promise<unknown>;
+  callback(name: string): Promise<unknown>;
+  notifyThenCall(rounds: number): Promise<{ median: number; max: number }>;
+  close(): Promise<void>;
+}
+
+declare global {
+  /** The page's `window.mist`; only defined inside Chromium (`evaluate`, `waitForFunction`). */
+  var mist: PageMist;
+}

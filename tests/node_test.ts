@@ -1,0 +1,160 @@
+/**
+ * The Node client: the bundle built by `tools/build.ts` runs under the machine's Node
+ * (`tests/fixtures/node_client.mjs`) against `serveLocal`, with the secret in the header, calls
+ * both ways, and reconnects through its provider when the server restarts on a new port with a
+ * new secret.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { build } from "../tools/build.ts";
+import { Arrivals, startServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+
+const SCRIPT = new URL("./fixtures/node_client.mjs", import.meta.url);
+
+async function nodeMajor(): Promise<number> {
+  const { success, stdout } = await new Deno.Command("node", {
+    args: ["--version"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  assert.ok(success, "Cannot run node --version");
+  return Number(/^v(\d+)\./.exec(new TextDecoder().decode(stdout))?.[1]);
+}
+
+/** Reads JSON lines from a stream until it ends. */
+async function readJsonLines(
+  stream: ReadableStream<Uint8Array>,
+  into: Arrivals<Record<string, unknown>>,
+): Promise<void> {
+  let buffered = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    buffered += chunk;
+    for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
+      const line = buffered.slice(0, end).trim();
+      buffered = buffered.slice(end + 1);
+      if (line !== "") into.push(JSON.parse(line));
+    }
+  }
+}
+
+Deno.test("Client under Node: header secret, calls both ways, reconnect through the provider", async () => {
+  const major = await nodeMajor();
+  // Node 22+ has a global WebSocket; on Node 20 it is behind a flag.
+  const flags = major < 22 ? ["--experimental-websocket"] : [];
+  const dist = await Deno.makeTempDir({ prefix: "mist-node-dist-" });
+  const bundle = (await build(dist)).js;
+
+  let current = await startServer();
+  let endpoint = { url: current.server.url, secret: current.secret.toHex() };
+  const http = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => Response.json(endpoint, { headers: { "cache-control": "no-store" } }),
+  );
+
+  const child = new Deno.Command("node", {
+    args: [
+      ...flags,
+      "--no-warnings",
+      SCRIPT.pathname,
+      new URL(`file://${bundle}`).href,
+      `http://127.0.0.1:${http.addr.port}/endpoint`,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines = new Arrivals<Record<string, unknown>>();
+  const stdoutDone = readJsonLines(child.stdout, lines);
+  const stderr = new Response(child.stderr).text();
+  const phase = async (name: string) => {
+    const line = await lines.next(
+      `the Node client's "${name}" line`,
+      (line) => line.phase === name || line.phase === "error",
+    );
+    if (line.phase === "error") assert.fail(`Node client failed: ${line.message}`);
+    return line;
+  };
+
+  try {
+    // First connection: Node to server, and the server calling back (inside "callback").
+    const connected = await phase("connected");
+    assert.deepEqual(connected.echo, ["hello", 42, { nested: [true] }]);
+    assert.match(String(connected.callback), /^Hello callback, from Node v\d+\./);
+    assert.deepEqual(connected.errorClasses, ["RemoteError", "DisconnectedError", "ClosedError"]);
+    const timing = connected.timing as { median: number; max: number };
+    console.log(
+      `node ${major}: notification then call, median ${timing.median.toFixed(2)} ms, max ${
+        timing.max.toFixed(2)
+      } ms`,
+    );
+    assert.equal(current.notes.length, 20);
+
+    // The server calls the Node client from its handle on the connection.
+    const serverSide = await current.peers.next("the Node client's connection");
+    assert.match(
+      String(await serverSide.call("node.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS })),
+      /^Hello server, from Node v\d+\./,
+    );
+
+    // Restart on a new port with a new secret; the provider hands the client the new ones.
+    const old = current;
+    await old.server.shutdown();
+    current = await startServer(old.server.port);
+    assert.notEqual(current.secret.toHex(), old.secret.toHex());
+    endpoint = { url: current.server.url, secret: current.secret.toHex() };
+
+    const done = await phase("done");
+    assert.deepEqual(done.echo, ["again"]);
+    assert.match(String(done.callback), /^Hello callback 2, from Node v\d+\./);
+    assert.deepEqual(done.remoteError, { isRemoteError: true, name: "RemoteError" });
+    const states = done.states as string[];
+    assert.equal(states[0], "open");
+    assert.equal(states.at(-1), "open");
+    assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
+    assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
+    assert.deepEqual(done.served, ["callback", "server", "callback 2"]);
+
+    // Every socket carried the secret in the header (no subprotocol), the current one each time.
+    const sockets = done.sockets as {
+      url: string;
+      headers: Record<string, string> | null;
+      protocols: string[] | null;
+    }[];
+    assert.ok(sockets.length >= 2, `sockets: ${sockets.length}`);
+    for (const socket of sockets) {
+      assert.deepEqual(Object.keys(socket.headers ?? {}), ["X-Land-Secret"]);
+      assert.equal(socket.protocols, null);
+    }
+    const secretFor = (url: string) =>
+      url === old.server.url ? old.secret.toHex() : current.secret.toHex();
+    assert.ok(
+      sockets.every((socket) => socket.headers!["X-Land-Secret"] === secretFor(socket.url)),
+    );
+    assert.equal(sockets[0].url, old.server.url);
+    assert.equal(sockets.at(-1)!.url, current.server.url);
+
+    const status = await Promise.race([
+      child.status,
+      new Promise<undefined>((resolve) => {
+        const timer = setTimeout(() => resolve(undefined), STEP_TIMEOUT_MS);
+        child.status.finally(() => clearTimeout(timer));
+      }),
+    ]);
+    assert.ok(status, "The Node client did not exit after closing");
+    assert.equal(status.code, 0, await stderr);
+  } finally {
+    try {
+      child.kill("SIGKILL"); // by its PID; throws when it has already exited
+    } catch {
+      // Already exited.
+    }
+    await child.status;
+    await stdoutDone;
+    const text = await stderr;
+    if (text.trim() !== "") console.error(`node stderr:\n${text}`);
+    await current.server.shutdown();
+    await http.shutdown();
+    await Deno.remove(dist, { recursive: true });
+  }
+});
