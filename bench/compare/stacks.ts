@@ -1,0 +1,100 @@
+/**
+ * The stacks under comparison: which program, in which runtime, with which permissions.
+ *
+ * @module
+ */
+
+import type { Plan } from "./plan.ts";
+
+/** Where a stack's two processes run. */
+export type Runtime = "deno" | "node";
+
+/** One row of the comparison. */
+export interface StackInfo {
+  /** The row's name. */
+  readonly name: string;
+  /** The runtime of both its server and its client process. */
+  readonly runtime: Runtime;
+  /** Its program, relative to bench/compare; takes `server` or `client` as argument. */
+  readonly entry: string;
+  /** For Deno stacks, the permission flags of both processes. */
+  readonly permissions: readonly string[];
+  /** How the two sides are built, for the table's notes. */
+  readonly note: string;
+  /** Smaller counts for a stack too slow for the plan's deadline; say so in `note`. */
+  readonly shrink?: (plan: Plan) => Plan;
+}
+
+/** The floor that every ratio is taken against; always run first. */
+export const FLOOR = "raw-deno";
+
+const DENO_NET = ["--allow-net=127.0.0.1", "--allow-env"];
+
+/** Every stack, in the order they run and are listed. */
+export const STACKS: readonly StackInfo[] = [
+  {
+    name: FLOOR,
+    runtime: "deno",
+    entry: "stacks/raw_deno.ts",
+    permissions: DENO_NET,
+    note: "Deno.serve echoing frames verbatim; Deno's native WebSocket client (Nagle on), " +
+      "JSON encode/decode, replies matched in order",
+  },
+  {
+    name: "raw-ws",
+    runtime: "node",
+    entry: "stacks/raw_ws.ts",
+    permissions: [],
+    note: "ws server echoing frames verbatim; ws client, same requests as raw-deno: " +
+      "the floor for the Node stacks",
+  },
+  {
+    name: "mist",
+    runtime: "deno",
+    entry: "stacks/mist.ts",
+    permissions: [...DENO_NET, "--allow-read"],
+    note: "serveLocal server; Mist Client, authenticated with a SharedSecret",
+  },
+  {
+    name: "capnweb",
+    runtime: "node",
+    entry: "stacks/capnweb.ts",
+    permissions: [],
+    note: "newWebSocketRpcSession on a ws server and on a ws client socket",
+  },
+  {
+    name: "capnweb-deno",
+    runtime: "deno",
+    entry: "stacks/capnweb_deno.ts",
+    permissions: DENO_NET,
+    note: "newWebSocketRpcSession on Deno.upgradeWebSocket and on Deno's WebSocket client " +
+      "(Nagle on: a call is two frames, push and pull, so the pull waits for a delayed ACK); " +
+      "a tenth of the sequential calls, as each takes ~44 ms",
+    shrink: (plan) => ({
+      ...plan,
+      sequentialWarmup: Math.ceil(plan.sequentialWarmup / 10),
+      sequentialCalls: Math.ceil(plan.sequentialCalls / 10),
+    }),
+  },
+  {
+    name: "birpc",
+    runtime: "node",
+    entry: "stacks/birpc.ts",
+    permissions: [],
+    note: "createBirpc over ws on both ends, JSON serializer",
+  },
+  {
+    name: "rpc-websockets",
+    runtime: "node",
+    entry: "stacks/rpc_websockets.ts",
+    permissions: [],
+    note: "its Server and Client (both on ws)",
+  },
+  {
+    name: "vscode-jsonrpc",
+    runtime: "node",
+    entry: "stacks/vscode_jsonrpc.ts",
+    permissions: [],
+    note: "MessageConnection over vscode-ws-jsonrpc's reader/writer on ws sockets, both ends",
+  },
+];
