@@ -329,7 +329,9 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     params: readonly unknown[] = [],
     options: CallOptions = {},
   ): Promise<unknown> {
-    if (this.#state === "open") return this.#peer!.call(method, params, options);
+    if (this.#state === "open" && !this.#peer!.closeInfo) {
+      return this.#peer!.call(method, params, options);
+    }
     return this.#callLater(method, params, options);
   }
 
@@ -342,7 +344,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     const peer = await this.#connection(method, options);
     const timeoutMs = options.timeoutMs === undefined
       ? undefined
-      : Math.max(0, options.timeoutMs - (this.#clock.now() - started));
+      : Math.max(0, Math.ceil(options.timeoutMs - (this.#clock.now() - started)));
     return peer.call(method, params, { signal: options.signal, timeoutMs });
   }
 
@@ -356,7 +358,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    * @throws {LimitError} `message-too-big`, or `overloaded` when the socket does not drain.
    */
   notify(method: string, params: readonly unknown[] = []): void {
-    if (this.#state === "open") return this.#peer!.notify(method, params);
+    if (this.#state === "open" && !this.#peer!.closeInfo) return this.#peer!.notify(method, params);
     if (this.#state === "closed" || this.#state === "dead") throw new ClosedError(method);
     if (!Array.isArray(params)) {
       throw new TypeError(`Cannot notify "${method}": params is not an array`);
@@ -426,11 +428,16 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     if (this.#state === "dead") {
       return Promise.reject(new ChannelDeadError(this.#deadAfterMs, method));
     }
-    if (this.#options.failFast) {
+    if (this.#options.failFast && method !== undefined) {
       return Promise.reject(new DisconnectedError(1006, "Not connected", method));
     }
     const { signal, timeoutMs } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    try {
+      if (timeoutMs !== undefined) checkInt("timeoutMs", timeoutMs, 0, 0);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const max = this.#options.maxPendingCalls ?? 1024;
     if (this.#waiters.size >= max) {
       return Promise.reject(

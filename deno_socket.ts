@@ -347,7 +347,10 @@ export class NoDelayWebSocket implements WebSocketLike {
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#readyState = 1;
       this.#emit({ type: "open" });
-      this.#parse(); // bytes that arrived with the handshake response
+      // Frames that arrived with the handshake response are delivered a task later, as the
+      // WHATWG socket does, so listeners attached in reaction to "open" see them.
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      this.#parse();
       await this.#readLoop(this.#conn);
     } catch (error) {
       message = error instanceof Error ? error.message : String(error);

@@ -70,7 +70,7 @@ export function consoleLogger(
   level: LogLevel = DEFAULT_LOG_LEVEL,
   write: (line: string) => void = (line) => console.error(line),
 ): Logger {
-  if (!(level in RANK)) {
+  if (!Object.hasOwn(RANK, level)) { // not `in`: "toString" is in every object
     throw new RangeError(`Cannot create logger: unknown level "${level}"`);
   }
   const at = (own: LogLevel) =>

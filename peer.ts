@@ -525,14 +525,9 @@ export class Peer implements Caller, Disposable {
 
   #onNotification(method: string, params: unknown[]): void {
     if (method === CANCEL_METHOD) {
-      const target = params[0];
-      if (
-        (typeof target === "number" || typeof target === "string") &&
-        this.#running.has(target)
-      ) {
-        this.#running.get(target)!.abort(
-          new DOMException("Cancelled by the caller", "AbortError"),
-        );
+      const key = cancelKey(params[0]);
+      if (key !== undefined) {
+        this.#running.get(key)?.abort(new DOMException("Cancelled by the caller", "AbortError"));
       }
       return;
     }
@@ -729,6 +724,15 @@ export function resolvePeerOptions(
       ? undefined
       : checkInt("defaultTimeoutMs", options.defaultTimeoutMs, 0, 1),
   };
+}
+
+/** `$/cancel` names an id as a number, or as a decimal string (ids above 2^53). */
+function cancelKey(target: unknown): number | string | undefined {
+  if (typeof target === "number" && Number.isSafeInteger(target)) return target;
+  if (typeof target === "string" && /^(0|[1-9][0-9]{0,19})$/.test(target)) {
+    return idKey(BigInt(target));
+  }
+  return undefined;
 }
 
 function errorText(error: unknown): string {
