@@ -1,0 +1,380 @@
+/**
+ * Test harnesses: an in-memory transport pair for peer logic, a scripted peer (a raw native
+ * `WebSocket`) that sends exact frames and records every reply, a raw HTTP upgrade over
+ * `Deno.connect` for status codes, and a server with the usual test handlers.
+ *
+ * @module
+ */
+import { consoleLogger, type Logger } from "../log.ts";
+import type { Peer } from "../peer.ts";
+import { HandlerRegistry } from "../registry.ts";
+import { SharedSecret } from "../secret.ts";
+import { type LocalServer, serveLocal, type ServeLocalOptions } from "../server.ts";
+import type { Frame, Transport, TransportSink } from "../transport.ts";
+
+/** A logger that drops everything. */
+export const quiet: Logger = consoleLogger("silent");
+
+/** A promise with its settle functions. */
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Makes a promise the test settles itself. */
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/** Resolves with the next event of `type` on `target`. */
+export function nextEvent<E extends Event = Event>(target: EventTarget, type: string): Promise<E> {
+  return new Promise((resolve) =>
+    target.addEventListener(type, (event) => resolve(event as E), { once: true })
+  );
+}
+
+/** Lets queued microtasks and one macrotask turn run (for the in-memory pair). */
+export function turn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory transport pair
+
+/** One end of an in-memory pair; records what it sent. */
+export class MemoryTransport implements Transport {
+  bufferedAmount = 0;
+  /** Every text frame this end sent, in order. */
+  readonly sent: string[] = [];
+  /** Close calls made on this end. */
+  readonly closeCalls: { code: number; reason: string }[] = [];
+  other!: MemoryTransport;
+  #sink: TransportSink | undefined;
+  #closed = false;
+  #early: Frame[] = [];
+
+  start(sink: TransportSink): void {
+    this.#sink = sink;
+    for (const frame of this.#early.splice(0)) sink.frame(frame);
+  }
+
+  send(frame: string): void {
+    if (this.#closed) return;
+    this.sent.push(frame);
+    queueMicrotask(() => this.other.deliver(frame));
+  }
+
+  /** Sends a frame to the other end as if this end's peer had sent it (any bytes). */
+  inject(frame: Frame): void {
+    queueMicrotask(() => this.other.deliver(frame));
+  }
+
+  /** Delivers a frame to this end's sink. */
+  deliver(frame: Frame): void {
+    if (this.#closed) return;
+    if (this.#sink) this.#sink.frame(frame);
+    else this.#early.push(frame);
+  }
+
+  close(code: number, reason: string): void {
+    this.closeCalls.push({ code, reason });
+    this.#end(code, reason);
+    queueMicrotask(() => this.other.#end(code, reason));
+  }
+
+  #end(code: number, reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sink?.closed(code, reason);
+  }
+}
+
+/** Two connected in-memory transports. */
+export function memoryPair(): [MemoryTransport, MemoryTransport] {
+  const a = new MemoryTransport();
+  const b = new MemoryTransport();
+  a.other = b;
+  b.other = a;
+  return [a, b];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+/** What {@linkcode startServer} returns. */
+export interface TestServer {
+  server: LocalServer;
+  secret: SharedSecret;
+  registry: HandlerRegistry;
+  /** Server-side peers, in connection order. */
+  peers: Peer[];
+  /** Resolves with the next server-side peer to open. */
+  nextPeer(): Promise<Peer>;
+  /** The gates of every `gate` handler started so far; resolving one ends that call. */
+  gates: Deferred<unknown>[];
+  /** Reasons the `awaitAbort` handlers' signals fired with. */
+  aborted: Deferred<unknown>;
+  /** Resolves when an `awaitAbort` handler started. */
+  abortStarted: Deferred<void>;
+  /** Resolves with the gate of the next `gate` handler to start, in start order. */
+  nextGate(): Promise<Deferred<unknown>>;
+}
+
+/**
+ * Starts `serveLocal` on 127.0.0.1 port 0 with a fresh secret, a quiet logger and handlers:
+ * `echo` (result = params), `fail` ([message] → throws), `callback` ([method, params] →
+ * calls that method on the caller), `gate` (waits for the test to open it), `awaitAbort`
+ * (waits for its signal and records the reason), `big` ([n] → a string of n "x").
+ */
+export function startServer(options: ServeLocalOptions = {}): TestServer {
+  const secret = options.secret ?? SharedSecret.generate();
+  const registry = options.registry ?? new HandlerRegistry();
+  const peers: Peer[] = [];
+  const peerWaiters: ((peer: Peer) => void)[] = [];
+  const gates: Deferred<unknown>[] = [];
+  const gateWaiters: ((gate: Deferred<unknown>) => void)[] = [];
+  const aborted = deferred<unknown>();
+  const abortStarted = deferred<void>();
+  if (!options.registry) {
+    registry
+      .register("echo", (params) => params)
+      .register("fail", ([message]) => {
+        throw new Error(String(message));
+      })
+      .register(
+        "callback",
+        ([method, params], ctx) => ctx.peer.call(String(method), (params ?? []) as unknown[]),
+      )
+      .register("gate", () => {
+        const gate = deferred<unknown>();
+        gates.push(gate);
+        const waiter = gateWaiters.shift();
+        if (waiter) waiter(gate);
+        return gate.promise;
+      })
+      .register("awaitAbort", (_params, ctx) => {
+        const signal = ctx.signal;
+        abortStarted.resolve();
+        return new Promise((_resolve, reject) => {
+          signal.addEventListener("abort", () => {
+            aborted.resolve(signal.reason);
+            reject(signal.reason);
+          }, { once: true });
+        });
+      })
+      .register("big", ([n]) => "x".repeat(Number(n)));
+  }
+  const server = serveLocal({
+    logger: quiet,
+    ...options,
+    // `secret: undefined` given explicitly means no secret (with insecureNoSecret).
+    secret: "secret" in options ? options.secret : secret,
+    registry,
+    onConnection(peer) {
+      peers.push(peer);
+      const waiter = peerWaiters.shift();
+      if (waiter) waiter(peer);
+      options.onConnection?.(peer);
+    },
+  });
+  let seen = 0;
+  let gatesSeen = 0;
+  return {
+    server,
+    secret,
+    registry,
+    peers,
+    gates,
+    aborted,
+    abortStarted,
+    nextPeer() {
+      const index = seen++;
+      if (index < peers.length) return Promise.resolve(peers[index]);
+      return new Promise((resolve) => peerWaiters.push(resolve));
+    },
+    nextGate() {
+      const index = gatesSeen++;
+      if (index < gates.length) return Promise.resolve(gates[index]);
+      return new Promise((resolve) => gateWaiters.push(resolve));
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scripted peer
+
+/** How a socket closed. */
+export interface CloseRecord {
+  code: number;
+  reason: string;
+}
+
+/**
+ * A raw native `WebSocket` that sends exact frames and records every frame it receives.
+ * Presents the secret in the `X-Land-Secret` header unless `protocols` or no secret is given.
+ */
+export class ScriptedPeer {
+  readonly socket: WebSocket;
+  /** Every text frame received, in order. */
+  readonly received: string[] = [];
+  /** Resolves when the socket closed. */
+  readonly closed: Promise<CloseRecord>;
+  /** Resolves when the socket opened; rejects when it closed first. */
+  readonly opened: Promise<void>;
+  #unread: string[] = [];
+  #waiting: ((text: string) => void)[] = [];
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    this.opened = new Promise((resolve, reject) => {
+      socket.addEventListener("open", () => resolve(), { once: true });
+      socket.addEventListener("close", () => reject(new Error("Closed before open")), {
+        once: true,
+      });
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) =>
+      socket.addEventListener(
+        "close",
+        (event) => resolve({ code: event.code, reason: event.reason }),
+      )
+    );
+    socket.addEventListener("message", (event) => {
+      const text = typeof event.data === "string" ? event.data : "<binary>";
+      this.received.push(text);
+      const waiter = this.#waiting.shift();
+      if (waiter) waiter(text);
+      else this.#unread.push(text);
+    });
+  }
+
+  /** Connects to `url`; waits for the socket to open. */
+  static async connect(
+    url: string,
+    secret: SharedSecret | string | undefined,
+    options: { protocols?: string[] } = {},
+  ): Promise<ScriptedPeer> {
+    const hex = typeof secret === "string" ? secret : secret?.toHex();
+    const init: { headers?: Record<string, string>; protocols?: string[] } = {};
+    if (options.protocols) init.protocols = options.protocols;
+    else if (hex !== undefined) init.headers = { "X-Land-Secret": hex };
+    // Deno's WebSocket takes a dictionary with headers and protocols.
+    const socket = new WebSocket(url, init as unknown as string[]);
+    const peer = new ScriptedPeer(socket);
+    await peer.opened;
+    return peer;
+  }
+
+  /** Sends one frame exactly as given. */
+  send(frame: string | Uint8Array): void {
+    this.socket.send(frame as string);
+  }
+
+  /** Resolves with the next received frame not yet read by `next`. */
+  next(): Promise<string> {
+    if (this.#unread.length > 0) return Promise.resolve(this.#unread.shift()!);
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Sends a frame and resolves with the next frame received. */
+  async exchange(frame: string): Promise<string> {
+    const reply = this.next();
+    this.send(frame);
+    return await reply;
+  }
+
+  /** Sends an echo request and checks the reply; proves the connection still works. */
+  async echo(id: number, value: unknown = "still here"): Promise<unknown> {
+    const reply = await this.exchange(JSON.stringify({ id, method: "echo", params: [value] }));
+    return JSON.parse(reply);
+  }
+
+  /** Closes with `code` and waits for the close to complete. */
+  async close(code = 1000, reason = ""): Promise<CloseRecord> {
+    if (this.socket.readyState < WebSocket.CLOSING) this.socket.close(code, reason);
+    return await this.closed;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw HTTP upgrade
+
+const encoder = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+
+/** The answer to a raw upgrade request. */
+export interface RawResponse {
+  status: number;
+  headers: Headers;
+}
+
+/**
+ * Sends a WebSocket upgrade request byte for byte over `Deno.connect` to 127.0.0.1 and reads
+ * the status line and headers. A header given as `null` is left out. On 101 it completes the
+ * closing handshake (a masked close frame, then the server's close frame) before closing TCP.
+ */
+export async function rawUpgrade(
+  port: number,
+  headers: Record<string, string | null> = {},
+  path = "/",
+): Promise<RawResponse> {
+  const all: Record<string, string | null> = {
+    Host: `127.0.0.1:${port}`,
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+    ...headers,
+  };
+  let head = `GET ${path} HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(all)) {
+    if (value !== null) head += `${name}: ${value}\r\n`;
+  }
+  head += "\r\n";
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await writeAll(conn, encoder.encode(head));
+    let text = "";
+    let rest = new Uint8Array(0);
+    const buffer = new Uint8Array(4096);
+    while (!text.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error(`Connection closed after ${JSON.stringify(text)}`);
+      text += latin1.decode(buffer.subarray(0, n));
+    }
+    const end = text.indexOf("\r\n\r\n");
+    rest = encoder.encode(text.slice(end + 4)); // frames are ASCII-safe enough for the close check
+    const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
+    const status = Number(statusLine.split(" ")[1]);
+    const response = new Headers();
+    for (const line of lines) {
+      const colon = line.indexOf(":");
+      response.append(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+    }
+    if (status === 101) {
+      // Masked close frame, code 1000, mask 0 0 0 0 (RFC 6455 §5.3 allows any mask).
+      await writeAll(conn, new Uint8Array([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]));
+      let first = rest.length > 0 ? rest[0] : -1;
+      while (first !== 0x88) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        if (n > 0) first = buffer[0];
+      }
+    }
+    return { status, headers: response };
+  } finally {
+    conn.close();
+  }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}

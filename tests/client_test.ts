@@ -1,0 +1,346 @@
+/**
+ * Tests of `Client` against a real `serveLocal` on loopback: calls both ways, errors the
+ * caller can tell apart, timeouts, cancellation, limits, disconnects and option validation.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { SECRET_HEADER } from "../auth.ts";
+import { Client, type ClientOptions } from "../client.ts";
+import {
+  ChannelDeadError,
+  ClosedError,
+  DisconnectedError,
+  LimitError,
+  RemoteError,
+} from "../errors.ts";
+import type { Peer } from "../peer.ts";
+import { HandlerRegistry } from "../registry.ts";
+import { SharedSecret } from "../secret.ts";
+import { deferred, quiet, startServer, type TestServer } from "./_helpers.ts";
+
+/** A client for `t` with heartbeat off and a quiet logger. */
+function connect(t: TestServer, options: ClientOptions = {}): Client {
+  return new Client(t.server.url, {
+    secret: t.secret,
+    heartbeat: false,
+    logger: quiet,
+    ...options,
+  });
+}
+
+/** Closes the client and the server and checks nothing is left. */
+async function stop(t: TestServer, client: Client): Promise<void> {
+  const peer = client.peer;
+  await client.close();
+  assert.equal(client.state, "closed");
+  if (peer) assert.equal(peer.stats.pendingCalls, 0);
+  assert.equal(client.stats.waitingCalls, 0);
+  await t.server.shutdown();
+  assert.equal(t.server.connections, 0);
+  for (const serverPeer of t.peers) {
+    assert.equal(serverPeer.stats.pendingCalls, 0);
+    assert.equal(serverPeer.stats.runningHandlers, 0);
+  }
+}
+
+// --- Calls --------------------------------------------------------------------------------
+
+Deno.test("Client.call() resolves with the server's result over loopback", async () => {
+  const t = startServer();
+  const client = connect(t);
+  assert.deepEqual(await client.call("echo", ["hello", 42, { a: [null] }]), [
+    "hello",
+    42,
+    { a: [null] },
+  ]);
+  assert.equal(client.state, "open");
+  assert.equal(t.server.connections, 1);
+  await stop(t, client);
+});
+
+Deno.test("Client.opened() resolves once the client is open", async () => {
+  const t = startServer();
+  const client = connect(t);
+  await client.opened();
+  assert.equal(client.state, "open");
+  assert.ok(client.peer);
+  await stop(t, client);
+});
+
+Deno.test("Client presents the secret in the X-Land-Secret header and offers no subprotocol", async () => {
+  const secret = SharedSecret.generate();
+  const seen = deferred<Headers>();
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    seen.resolve(new Headers(request.headers)); // a copy: the request is gone once upgraded
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.addEventListener("message", (event) => {
+      const { id } = JSON.parse(event.data);
+      socket.send(JSON.stringify({ id, result: "ok" }));
+    });
+    return response;
+  });
+  const client = new Client(`ws://127.0.0.1:${server.addr.port}/`, {
+    secret,
+    heartbeat: false,
+    reconnect: false,
+    logger: quiet,
+  });
+  assert.equal(await client.call("anything"), "ok");
+  const headers = await seen.promise;
+  assert.equal(headers.get(SECRET_HEADER), secret.toHex());
+  assert.equal(headers.get("sec-websocket-protocol"), null);
+  await client.close();
+  await server.shutdown();
+});
+
+Deno.test("Client with secretVia 'protocol' connects to serveLocal", async () => {
+  const t = startServer();
+  const client = connect(t, { secretVia: "protocol" });
+  assert.deepEqual(await client.call("echo", [1]), [1]);
+  await stop(t, client);
+});
+
+Deno.test("Client.call() rejects with RemoteError carrying the server's message", async () => {
+  const t = startServer();
+  const client = connect(t);
+  await assert.rejects(client.call("fail", ["Disk full"]), (error: unknown) => {
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.method, "fail");
+    assert.equal(error.remoteMessage, "Disk full");
+    assert.equal(error.message, 'Remote "fail" failed: Disk full');
+    return true;
+  });
+  await assert.rejects(client.call("nope"), {
+    name: "RemoteError",
+    remoteMessage: 'Unknown method "nope"',
+  });
+  assert.deepEqual(await client.call("echo", [1]), [1]);
+  await stop(t, client);
+});
+
+Deno.test("Client.notify() runs the server handler without a reply", async () => {
+  const got = deferred<unknown[]>();
+  const registry = new HandlerRegistry()
+    .register("note", (params) => void got.resolve(params))
+    .register("echo", (params) => params);
+  const t = startServer({ registry });
+  const client = connect(t);
+  await client.opened();
+  client.notify("note", ["a", 1]);
+  assert.deepEqual(await got.promise, ["a", 1]);
+  assert.deepEqual(await client.call("echo", []), []);
+  await stop(t, client);
+});
+
+Deno.test("Client.call(): a slow handler does not delay a fast one", async () => {
+  const t = startServer();
+  const client = connect(t);
+  const order: string[] = [];
+  const gate = t.nextGate();
+  const slow = client.call("gate").then((value) => order.push(`slow ${value}`));
+  const open = await gate;
+  const fast = client.call("echo", ["fast"]).then(() => order.push("fast"));
+  await fast;
+  assert.deepEqual(order, ["fast"]);
+  open.resolve("done");
+  await slow;
+  assert.deepEqual(order, ["fast", "slow done"]);
+  await stop(t, client);
+});
+
+// --- Calls from the server ----------------------------------------------------------------
+
+Deno.test("Client.registry serves calls from the server's onConnection peer", async () => {
+  const serverPeer = deferred<Peer>();
+  const t = startServer({ onConnection: (peer) => serverPeer.resolve(peer) });
+  const client = connect(t);
+  client.registry.register("clientEcho", (params) => ({ fromClient: params }));
+  // The server calls as soon as the connection opens, before the client has sent anything.
+  // The timeout only turns a lost frame into a failure instead of a hang.
+  const peer = await serverPeer.promise;
+  const first = await peer.call("clientEcho", [7], { timeoutMs: 10_000 }).catch((e) => e);
+  const missing = await peer.call("missing").catch((e) => e);
+  await stop(t, client);
+  assert.deepEqual(first, { fromClient: [7] });
+  assert.ok(missing instanceof RemoteError);
+  assert.equal(missing.remoteMessage, 'Unknown method "missing"');
+});
+
+Deno.test("Client.registry answers a server handler calling back through ctx.peer", async () => {
+  const t = startServer();
+  const registry = new HandlerRegistry().register("double", ([x]) => Number(x) * 2);
+  const client = connect(t, { registry });
+  assert.equal(await client.call("callback", ["double", [21]]), 42);
+  await assert.rejects(client.call("callback", ["missing", []]), {
+    name: "RemoteError",
+    remoteMessage: 'Remote "missing" failed: Unknown method "missing"',
+  });
+  await stop(t, client);
+});
+
+// --- Timeouts and cancellation -------------------------------------------------------------
+
+Deno.test("Client.call() with timeoutMs rejects TimeoutError and fires the server handler's signal", async () => {
+  const t = startServer();
+  const client = connect(t);
+  await client.opened();
+  const call = client.call("awaitAbort", [], { timeoutMs: 1 });
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DOMException);
+    assert.equal(error.name, "TimeoutError");
+    return true;
+  });
+  const reason = await t.aborted.promise;
+  assert.ok(reason instanceof DOMException);
+  assert.equal(reason.name, "AbortError");
+  assert.deepEqual(await client.call("echo", [1]), [1]);
+  await stop(t, client);
+});
+
+Deno.test("Client.call() rejects with signal.reason on abort and the server handler is told", async () => {
+  const t = startServer();
+  const client = connect(t);
+  const controller = new AbortController();
+  const call = client.call("awaitAbort", [], { signal: controller.signal });
+  await t.abortStarted.promise;
+  const reason = new Error("user cancelled");
+  controller.abort(reason);
+  await assert.rejects(call, (error: unknown) => error === reason);
+  const remote = await t.aborted.promise;
+  assert.equal((remote as DOMException).name, "AbortError");
+  await stop(t, client);
+});
+
+// --- Limits -------------------------------------------------------------------------------
+
+Deno.test("Client.call() rejects LimitError message-too-big for an outgoing call over the limit", async () => {
+  const t = startServer();
+  const client = connect(t, { maxMessageBytes: 1024 });
+  await client.opened();
+  await assert.rejects(client.call("echo", ["x".repeat(1024)]), (error: unknown) => {
+    assert.ok(error instanceof LimitError);
+    assert.equal(error.code, "message-too-big");
+    assert.equal(error.message, 'Cannot call "echo": message over 1024 bytes (maxMessageBytes)');
+    assert.equal(error.closeCode, undefined);
+    return true;
+  });
+  assert.deepEqual(await client.call("echo", [1]), [1]);
+  await stop(t, client);
+});
+
+Deno.test("Client closes with 1009 when a reply is over its maxMessageBytes", async () => {
+  const t = startServer();
+  const client = connect(t, { maxMessageBytes: 1024, reconnect: false });
+  await client.opened();
+  const peer = client.peer!;
+  await assert.rejects(client.call("big", [2000]), (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError);
+    assert.equal(error.closeCode, 1009);
+    assert.equal(error.closeReason, "Message too big");
+    assert.equal(error.message, 'Cannot complete "big": connection closed (1009 Message too big)');
+    return true;
+  });
+  assert.equal(peer.stats.pendingCalls, 0);
+  await stop(t, client);
+});
+
+// --- Disconnects --------------------------------------------------------------------------
+
+Deno.test("Client.call() rejects with DisconnectedError when the server goes away", async () => {
+  const t = startServer({ shutdownGraceMs: 0 });
+  const client = connect(t, { reconnect: false });
+  const gate = t.nextGate();
+  const call = client.call("gate");
+  const open = await gate;
+  const peer = client.peer!;
+  await t.server.shutdown();
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError);
+    assert.equal(error.closeCode, 1001);
+    assert.equal(error.closeReason, "Server shutting down");
+    assert.equal(error.method, "gate");
+    return true;
+  });
+  open.resolve(null); // the handler ends; its reply has nowhere to go
+  assert.equal(peer.stats.pendingCalls, 0);
+  assert.equal(t.server.connections, 0);
+  await client.close();
+});
+
+Deno.test("Client.call() rejects with DisconnectedError when the server-side peer closes", async () => {
+  const serverPeer = deferred<Peer>();
+  const t = startServer({ onConnection: (peer) => serverPeer.resolve(peer) });
+  const client = connect(t, { reconnect: false });
+  const gate = t.nextGate();
+  const call = client.call("gate");
+  const open = await gate;
+  (await serverPeer.promise).close(4001, "Kicked");
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError);
+    assert.equal(error.closeCode, 4001);
+    assert.equal(error.closeReason, "Kicked");
+    return true;
+  });
+  open.resolve(null);
+  await stop(t, client);
+});
+
+Deno.test("Client.call() after close() rejects with ClosedError", async () => {
+  const t = startServer();
+  const client = connect(t);
+  await client.opened();
+  await client.close();
+  await assert.rejects(client.call("echo"), (error: unknown) => {
+    assert.ok(error instanceof ClosedError);
+    assert.equal(error.message, 'Cannot call "echo": client is closed');
+    return true;
+  });
+  assert.throws(() => client.notify("echo"), ClosedError);
+  await stop(t, client);
+});
+
+Deno.test("Client with a wrong secret and no reconnect goes dead; waiting calls reject ChannelDeadError", async () => {
+  const t = startServer();
+  const client = connect(t, { secret: SharedSecret.generate(), reconnect: false });
+  await assert.rejects(client.call("echo"), ChannelDeadError);
+  assert.equal(client.state, "dead");
+  assert.equal(t.peers.length, 0);
+  await stop(t, client);
+});
+
+// --- Options ------------------------------------------------------------------------------
+
+Deno.test("Client() throws TypeError for a URL endpoint without a secret", () => {
+  assert.throws(
+    () => new Client("ws://127.0.0.1:9/", { heartbeat: false }),
+    (error: unknown) => {
+      assert.ok(error instanceof TypeError);
+      assert.equal(error.message, "Cannot create client: a URL endpoint needs options.secret");
+      return true;
+    },
+  );
+});
+
+Deno.test("Client() throws RangeError naming an out-of-range option", () => {
+  const secret = SharedSecret.generate();
+  const cases: [ClientOptions, string][] = [
+    [{ reconnect: { delaysMs: [-1] } }, "reconnect.delaysMs[0]"],
+    [{ reconnect: { maxDelayMs: 1.5 } }, "reconnect.maxDelayMs"],
+    [{ reconnect: { jitter: 2 } }, "reconnect.jitter"],
+    [{ connectTimeoutMs: 0 }, "connectTimeoutMs"],
+    [{ heartbeat: { intervalMs: 0 } }, "heartbeat.intervalMs"],
+    [{ maxQueuedNotifications: -1 }, "maxQueuedNotifications"],
+    [{ maxMessageBytes: 0 }, "maxMessageBytes"],
+  ];
+  for (const [options, name] of cases) {
+    assert.throws(
+      () => new Client("ws://127.0.0.1:9/", { secret, heartbeat: false, ...options }),
+      (error: unknown) => {
+        assert.ok(error instanceof RangeError, name);
+        assert.ok(error.message.includes(name), error.message);
+        return true;
+      },
+    );
+  }
+});

@@ -1,0 +1,531 @@
+/**
+ * Tests of the shared peer over the in-memory transport pair: calls both ways, errors,
+ * timeouts and cancellation, limits, notifications, concurrency, drain and close.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { EnvelopeDecodeError } from "../envelope.ts";
+import { DisconnectedError, LimitError, RemoteError } from "../errors.ts";
+import { Peer, type PeerOptions } from "../peer.ts";
+import { type HandlerContext, HandlerRegistry } from "../registry.ts";
+import { deferred, memoryPair, type MemoryTransport, quiet, turn } from "./_helpers.ts";
+
+/** Two peers over an in-memory pair; `a` serves `registry`, `b` serves `bRegistry`. */
+function pair(
+  registry = new HandlerRegistry(),
+  options: PeerOptions = {},
+  bOptions: PeerOptions = {},
+): { a: Peer; b: Peer; ta: MemoryTransport; tb: MemoryTransport } {
+  const [ta, tb] = memoryPair();
+  const a = new Peer(ta, { logger: quiet, ...options, registry });
+  const b = new Peer(tb, { logger: quiet, ...bOptions });
+  return { a, b, ta, tb };
+}
+
+/** Closes both peers and checks nothing is left. */
+async function finish(a: Peer, b: Peer): Promise<void> {
+  b.close(1000, "done");
+  await Promise.all([a.closed, b.closed]);
+  for (const peer of [a, b]) {
+    assert.equal(peer.stats.pendingCalls, 0);
+    assert.equal(peer.stats.runningHandlers, 0);
+    assert.equal(peer.stats.queuedFrames, 0);
+  }
+}
+
+// --- Options ------------------------------------------------------------------------------
+
+Deno.test("Peer() throws RangeError naming the option and its value", () => {
+  const cases: [PeerOptions, string][] = [
+    [{ maxMessageBytes: 0 }, "maxMessageBytes"],
+    [{ maxMessageBytes: 64 * 1024 * 1024 }, "maxMessageBytes"],
+    [{ maxInFlight: 0 }, "maxInFlight"],
+    [{ maxPendingCalls: 1.5 }, "maxPendingCalls"],
+    [{ highWaterMarkBytes: -1 }, "highWaterMarkBytes"],
+    [{ defaultTimeoutMs: 0 }, "defaultTimeoutMs"],
+  ];
+  for (const [options, name] of cases) {
+    const [transport] = memoryPair();
+    const value = String(Object.values(options)[0]);
+    assert.throws(() => new Peer(transport, options), (error: unknown) => {
+      assert.ok(error instanceof RangeError);
+      assert.ok(error.message.includes(name), error.message);
+      assert.ok(error.message.includes(value), error.message);
+      return true;
+    });
+  }
+});
+
+// --- Calls --------------------------------------------------------------------------------
+
+Deno.test("Peer.call() resolves with the result, in both directions", async () => {
+  const [ta, tb] = memoryPair();
+  const a = new Peer(ta, {
+    logger: quiet,
+    registry: new HandlerRegistry().register("add", ([x, y]) => Number(x) + Number(y)),
+  });
+  const b = new Peer(tb, {
+    logger: quiet,
+    registry: new HandlerRegistry().register("neg", ([x]) => -Number(x)),
+  });
+  assert.equal(await b.call("add", [2, 3]), 5);
+  assert.equal(await a.call("neg", [4]), -4);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() resolves with null when the handler returns undefined", async () => {
+  const { a, b } = pair(new HandlerRegistry().register("nothing", () => undefined));
+  assert.equal(await b.call("nothing"), null);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() rejects with RemoteError carrying the thrown message", async () => {
+  const { a, b } = pair(
+    new HandlerRegistry()
+      .register("fail", () => {
+        throw new Error("Disk full");
+      })
+      .register("failAsync", () => Promise.reject(new Error("Later")))
+      .register("throwString", () => {
+        throw "plain";
+      }),
+  );
+  await assert.rejects(b.call("fail"), (error: unknown) => {
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.method, "fail");
+    assert.equal(error.remoteMessage, "Disk full");
+    assert.equal(error.message, 'Remote "fail" failed: Disk full');
+    return true;
+  });
+  await assert.rejects(b.call("failAsync"), { name: "RemoteError", remoteMessage: "Later" });
+  await assert.rejects(b.call("throwString"), { name: "RemoteError", remoteMessage: "plain" });
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() rejects with RemoteError 'Unknown method' for an unregistered method", async () => {
+  const { a, b } = pair();
+  await assert.rejects(b.call("nope", [1]), (error: unknown) => {
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.remoteMessage, 'Unknown method "nope"');
+    return true;
+  });
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() answers the reserved $/ping with null", async () => {
+  const { a, b } = pair();
+  assert.equal(await b.call("$/ping"), null);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() throws TypeError for a non-string method or non-array params", async () => {
+  const { a, b } = pair();
+  await assert.rejects(b.call(5 as unknown as string), TypeError);
+  await assert.rejects(b.call("echo", "x" as unknown as unknown[]), TypeError);
+  await assert.rejects(b.call("echo", [1n]), TypeError);
+  assert.equal(b.stats.pendingCalls, 0);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() answers 'Cannot encode result' when the result is not JSON", async () => {
+  const { a, b } = pair(new HandlerRegistry().register("bad", () => 1n));
+  await assert.rejects(b.call("bad"), (error: unknown) => {
+    assert.ok(error instanceof RemoteError);
+    assert.match(error.remoteMessage, /^Cannot encode result of "bad": /);
+    return true;
+  });
+  await finish(a, b);
+});
+
+Deno.test("Peer handlers get ctx.peer to call back the caller over the same connection", async () => {
+  const [tc, td] = memoryPair();
+  const server = new Peer(tc, {
+    logger: quiet,
+    registry: new HandlerRegistry().register("twice", async ([x], ctx: HandlerContext) => {
+      const once = await ctx.peer.call("once", [x]);
+      assert.equal(ctx.method, "twice");
+      assert.equal(ctx.id, 0);
+      return [once, once];
+    }),
+  });
+  const client = new Peer(td, {
+    logger: quiet,
+    registry: new HandlerRegistry().register("once", ([x]) => `${x}!`),
+  });
+  assert.deepEqual(await client.call("twice", ["hi"]), ["hi!", "hi!"]);
+  await finish(server, client);
+});
+
+// --- Timeouts and cancellation -------------------------------------------------------------
+
+Deno.test("Peer.call() with timeoutMs rejects TimeoutError and fires the remote handler's signal", async () => {
+  const started = deferred<AbortSignal>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("hang", (_params, ctx) => {
+      started.resolve(ctx.signal);
+      return new Promise((_resolve, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+      );
+    }),
+  );
+  const call = b.call("hang", [], { timeoutMs: 1 });
+  const signal = await started.promise;
+  const remoteAbort = new Promise((resolve) => signal.addEventListener("abort", resolve));
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DOMException);
+    assert.equal(error.name, "TimeoutError");
+    assert.equal(error.message, 'Call "hang" timed out after 1 ms');
+    return true;
+  });
+  await remoteAbort;
+  assert.ok(signal.reason instanceof DOMException);
+  assert.equal(signal.reason.name, "AbortError");
+  assert.equal(b.stats.pendingCalls, 0);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() with defaultTimeoutMs times out calls that set none", async () => {
+  const never = deferred<unknown>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("hang", () => never.promise),
+    {},
+    { defaultTimeoutMs: 1 },
+  );
+  await assert.rejects(b.call("hang"), { name: "TimeoutError" });
+  never.resolve(null);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() rejects RangeError for a bad timeoutMs", async () => {
+  const { a, b } = pair();
+  await assert.rejects(b.call("x", [], { timeoutMs: -1 }), RangeError);
+  await assert.rejects(b.call("x", [], { timeoutMs: 1.5 }), /timeoutMs/);
+  assert.equal(b.stats.pendingCalls, 0);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() rejects with signal.reason on abort and cancels the remote handler", async () => {
+  const started = deferred<AbortSignal>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("hang", (_params, ctx) => {
+      started.resolve(ctx.signal);
+      return new Promise((_resolve, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+      );
+    }),
+  );
+  const controller = new AbortController();
+  const call = b.call("hang", [], { signal: controller.signal });
+  const signal = await started.promise;
+  const remoteAbort = new Promise((resolve) => signal.addEventListener("abort", resolve));
+  const reason = new Error("user gave up");
+  controller.abort(reason);
+  await assert.rejects(call, (error: unknown) => error === reason);
+  await remoteAbort;
+  assert.equal(b.stats.pendingCalls, 0);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() with an already-aborted signal rejects at once and sends nothing", async () => {
+  const { a, b, tb } = pair();
+  const controller = new AbortController();
+  controller.abort();
+  await assert.rejects(b.call("echo", [], { signal: controller.signal }), { name: "AbortError" });
+  assert.deepEqual(tb.sent, []);
+  await finish(a, b);
+});
+
+// --- Limits -------------------------------------------------------------------------------
+
+Deno.test("Peer.call() rejects LimitError too-many-pending beyond maxPendingCalls", async () => {
+  const gate = deferred<unknown>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("wait", () => gate.promise),
+    {},
+    { maxPendingCalls: 2 },
+  );
+  const first = b.call("wait");
+  const second = b.call("wait");
+  await assert.rejects(b.call("wait"), (error: unknown) => {
+    assert.ok(error instanceof LimitError);
+    assert.equal(error.code, "too-many-pending");
+    assert.equal(error.message, 'Cannot call "wait": 2 calls pending (maxPendingCalls)');
+    assert.equal(error.closeCode, undefined);
+    return true;
+  });
+  gate.resolve("ok");
+  assert.deepEqual(await Promise.all([first, second]), ["ok", "ok"]);
+  await finish(a, b);
+});
+
+Deno.test("Peer.call() rejects LimitError message-too-big and sends nothing", async () => {
+  const { a, b, tb } = pair(new HandlerRegistry(), {}, { maxMessageBytes: 64 });
+  await assert.rejects(b.call("echo", ["x".repeat(64)]), (error: unknown) => {
+    assert.ok(error instanceof LimitError);
+    assert.equal(error.code, "message-too-big");
+    assert.equal(error.message, 'Cannot call "echo": message over 64 bytes (maxMessageBytes)');
+    assert.equal(error.closeCode, undefined);
+    return true;
+  });
+  assert.throws(() => b.notify("echo", ["é".repeat(40)]), {
+    name: "LimitError",
+    code: "message-too-big",
+    message: 'Cannot notify "echo": message over 64 bytes (maxMessageBytes)',
+  });
+  assert.deepEqual(tb.sent, []);
+  assert.equal(b.stats.pendingCalls, 0);
+  await finish(a, b);
+});
+
+Deno.test("Peer closes with 1009 on an incoming message one byte over maxMessageBytes", async () => {
+  const { a, b, tb } = pair(new HandlerRegistry().register("echo", (p) => p), {
+    maxMessageBytes: 100,
+  });
+  const overhead = '{"id":0,"method":"echo","params":[""]}'.length;
+  const fill = "x".repeat(100 - overhead);
+  // A call of exactly 100 bytes is accepted; the same with one byte more closes with 1009.
+  assert.deepEqual(await b.call("echo", [fill]), [fill]);
+  const frame = `{"id":1,"method":"echo","params":["${fill}x"]}`;
+  assert.equal(new TextEncoder().encode(frame).length, 101);
+  tb.inject(frame);
+  assert.deepEqual(await a.closed, { code: 1009, reason: "Message too big" });
+  assert.deepEqual(await b.closed, { code: 1009, reason: "Message too big" });
+  assert.equal(a.stats.runningHandlers, 0);
+});
+
+Deno.test("Peer counts multi-byte characters as UTF-8 bytes against maxMessageBytes", async () => {
+  const { a, b, tb } = pair(new HandlerRegistry(), { maxMessageBytes: 100 });
+  // 29 + 3 * 24 = 101 bytes in 53 UTF-16 units.
+  const frame = '{"id":null,"method":"m","p":"' + "€".repeat(24);
+  tb.inject(frame);
+  assert.deepEqual(await a.closed, { code: 1009, reason: "Message too big" });
+  await b.closed;
+});
+
+Deno.test("Peer answers 'overloaded' beyond maxInFlight and drops notifications", async () => {
+  const gate = deferred<unknown>();
+  const seen: string[] = [];
+  const { a, b } = pair(
+    new HandlerRegistry()
+      .register("wait", () => gate.promise)
+      .register("note", ([x]) => void seen.push(String(x))),
+    { maxInFlight: 1 },
+  );
+  const first = b.call("wait");
+  await turn();
+  b.notify("note", ["dropped"]);
+  await assert.rejects(b.call("wait"), (error: unknown) => {
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.remoteMessage, 'Cannot run "wait": overloaded (1 requests in flight)');
+    return true;
+  });
+  assert.equal(a.stats.overloaded, 2);
+  gate.resolve("done");
+  assert.equal(await first, "done");
+  b.notify("note", ["kept"]);
+  assert.deepEqual(await b.call("wait"), "done");
+  assert.deepEqual(seen, ["kept"]);
+  await finish(a, b);
+});
+
+Deno.test("Peer queues frames while bufferedAmount is above highWaterMarkBytes, in order", async () => {
+  const { a, b, tb } = pair(new HandlerRegistry().register("echo", (p) => p), {}, {
+    highWaterMarkBytes: 0,
+  });
+  tb.bufferedAmount = 1;
+  const one = b.call("echo", [1]);
+  const two = b.call("echo", [2]);
+  assert.equal(b.stats.queuedFrames, 2);
+  assert.deepEqual(tb.sent, []);
+  tb.bufferedAmount = 0;
+  assert.deepEqual(await Promise.all([one, two]), [[1], [2]]);
+  assert.deepEqual(tb.sent.map((frame) => JSON.parse(frame).params), [[1], [2]]);
+  await finish(a, b);
+});
+
+// --- Notifications, ordering, concurrency ---------------------------------------------------
+
+Deno.test("Peer.notify() runs the handler and never sends a reply, even on error", async () => {
+  const seen: unknown[] = [];
+  const { a, b, ta } = pair(
+    new HandlerRegistry()
+      .register("note", ([x]) => void seen.push(x))
+      .register("boom", () => {
+        throw new Error("ignored");
+      })
+      .register("boomAsync", () => Promise.reject(new Error("ignored"))),
+  );
+  b.notify("note", [1]);
+  b.notify("boom");
+  b.notify("boomAsync");
+  b.notify("unknown");
+  assert.equal(await b.call("$/ping"), null);
+  assert.deepEqual(seen, [1]);
+  assert.deepEqual(ta.sent.map((frame) => JSON.parse(frame)), [{ id: 0, result: null }]);
+  assert.equal(a.stats.droppedFrames, 1); // the unknown notification
+  await finish(a, b);
+});
+
+Deno.test("Peer starts handlers in arrival order", async () => {
+  const order: number[] = [];
+  const { a, b } = pair(
+    new HandlerRegistry().register("log", async ([x]) => {
+      order.push(Number(x));
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+    }),
+  );
+  for (let i = 0; i < 20; i++) b.notify("log", [i]);
+  await b.call("$/ping");
+  assert.deepEqual(order, Array.from({ length: 20 }, (_, i) => i));
+  await finish(a, b);
+});
+
+Deno.test("Peer runs handlers concurrently: a slow handler does not delay a fast one", async () => {
+  const gate = deferred<unknown>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("slow", () => gate.promise).register("fast", () => "fast"),
+  );
+  const settled: string[] = [];
+  const slow = b.call("slow").then((value) => settled.push(String(value)));
+  const fast = b.call("fast").then((value) => settled.push(String(value)));
+  await fast;
+  assert.deepEqual(settled, ["fast"]);
+  assert.equal(a.stats.runningHandlers, 1);
+  gate.resolve("slow");
+  await slow;
+  assert.deepEqual(settled, ["fast", "slow"]);
+  await finish(a, b);
+});
+
+// --- Invalid frames -----------------------------------------------------------------------
+
+Deno.test("Peer answers an invalid frame that has a usable id, and stays usable", async () => {
+  const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  tb.inject('{"id":77,"method":5}');
+  assert.equal(await b.call("echo", [1]).then(() => "ok"), "ok");
+  assert.deepEqual(JSON.parse(ta.sent[0]), {
+    id: 77,
+    error: "Cannot decode frame: method is not a string",
+  });
+  assert.equal(a.stats.rejectedFrames, 1);
+  await finish(a, b);
+});
+
+Deno.test("Peer drops unanswerable frames and counts them", async () => {
+  const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  for (const frame of ["{oops", "[1]", '{"id":-1,"method":"echo"}', '{"id":999,"result":1}']) {
+    tb.inject(frame);
+  }
+  assert.deepEqual(await b.call("echo", ["x"]), ["x"]);
+  assert.equal(a.stats.droppedFrames, 4);
+  assert.equal(ta.sent.length, 1);
+  await finish(a, b);
+});
+
+Deno.test("Peer fails the pending call a reply with both result and error was meant for", async () => {
+  const { a, b, ta } = pair(new HandlerRegistry().register("never", () => new Promise(() => {})));
+  const call = b.call("never");
+  ta.inject('{"id":0,"result":1,"error":"two"}');
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof EnvelopeDecodeError);
+    assert.equal(error.reason, "result-and-error");
+    return true;
+  });
+  assert.equal(b.stats.pendingCalls, 0);
+  assert.equal(b.stats.rejectedFrames, 1);
+  b.close();
+  await a.closed;
+});
+
+Deno.test("Peer counts binary frames and ignores them", async () => {
+  const { a, b, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  tb.inject(new Uint8Array([1, 2, 3]));
+  tb.inject(new ArrayBuffer(4));
+  assert.deepEqual(await b.call("echo", [1]), [1]);
+  assert.equal(a.stats.binaryFrames, 2);
+  await finish(a, b);
+});
+
+// --- Close and drain ----------------------------------------------------------------------
+
+Deno.test("Peer.close() rejects pending calls with DisconnectedError and aborts running handlers", async () => {
+  const started = deferred<AbortSignal>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("hang", (_params, ctx) => {
+      started.resolve(ctx.signal);
+      return new Promise(() => {});
+    }),
+  );
+  const call = b.call("hang");
+  const signal = await started.promise;
+  b.close(4321, "bye");
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError);
+    assert.equal(error.closeCode, 4321);
+    assert.equal(error.closeReason, "bye");
+    assert.equal(error.method, "hang");
+    assert.equal(error.message, 'Cannot complete "hang": connection closed (4321 bye)');
+    return true;
+  });
+  assert.deepEqual(await a.closed, { code: 4321, reason: "bye" });
+  assert.ok(signal.aborted);
+  assert.ok(signal.reason instanceof DisconnectedError);
+  assert.equal(b.stats.pendingCalls, 0);
+  assert.deepEqual(b.closeInfo, { code: 4321, reason: "bye" });
+});
+
+Deno.test("Peer.call() and notify() after close fail with DisconnectedError", async () => {
+  const { a, b } = pair();
+  b.close(1000, "done");
+  await a.closed;
+  await assert.rejects(b.call("echo"), DisconnectedError);
+  assert.throws(() => b.notify("echo"), DisconnectedError);
+});
+
+Deno.test("Peer[Symbol.dispose]() closes with 1000", async () => {
+  const [ta, tb] = memoryPair();
+  const a = new Peer(ta, { logger: quiet });
+  {
+    using _b = new Peer(tb, { logger: quiet });
+  }
+  assert.deepEqual(await a.closed, { code: 1000, reason: "" });
+});
+
+Deno.test("Peer.drain() lets running handlers finish and answers new requests 'shutting down'", async () => {
+  const gate = deferred<unknown>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("slow", () => gate.promise).register("echo", (p) => p),
+  );
+  const slow = b.call("slow");
+  await turn();
+  const drained = a.drain(60_000);
+  await assert.rejects(b.call("echo", [1]), (error: unknown) => {
+    assert.ok(error instanceof RemoteError);
+    assert.equal(error.remoteMessage, 'Cannot run "echo": peer is shutting down');
+    return true;
+  });
+  gate.resolve("finished");
+  await drained;
+  assert.equal(await slow, "finished");
+  await finish(a, b);
+});
+
+Deno.test("Peer.drain() fires running handlers' signals when the grace period ends", async () => {
+  const started = deferred<AbortSignal>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("hang", (_params, ctx) => {
+      started.resolve(ctx.signal);
+      return new Promise((_resolve, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(new Error("stopped")))
+      );
+    }),
+  );
+  const call = b.call("hang");
+  const signal = await started.promise;
+  await a.drain(0);
+  assert.ok(signal.aborted);
+  assert.equal(signal.reason.name, "AbortError");
+  await assert.rejects(call, { name: "RemoteError", remoteMessage: "stopped" });
+  await finish(a, b);
+});
