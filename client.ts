@@ -143,6 +143,8 @@ export class StateChangeEvent extends Event {
   readonly error: unknown;
 
   /**
+   * Creates the instance.
+   *
    * @param state The new state.
    * @param attempt The attempt number.
    * @param delayMs The wait before the next attempt.

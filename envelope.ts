@@ -113,6 +113,8 @@ export class EnvelopeDecodeError extends SyntaxError {
   readonly responseId: Id | null;
 
   /**
+   * Creates the instance.
+   *
    * @param reason Which rule the frame broke.
    * @param message A sentence-case description.
    * @param replyId The id to answer, if any.

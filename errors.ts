@@ -27,6 +27,8 @@ export class RemoteError extends Error {
   readonly remoteMessage: string;
 
   /**
+   * Creates the instance.
+   *
    * @param method The method that was called.
    * @param remoteMessage The peer's error string.
    */
@@ -60,6 +62,8 @@ export class DisconnectedError extends Error {
   readonly method: string | undefined;
 
   /**
+   * Creates the instance.
+   *
    * @param closeCode The WebSocket close code.
    * @param closeReason The close reason.
    * @param method The pending method.
@@ -95,7 +99,11 @@ export class ClosedError extends Error {
   /** The method that was called, if any. */
   readonly method: string | undefined;
 
-  /** @param method The method that was called. */
+  /**
+   * Creates the instance.
+   *
+   * @param method The method that was called.
+   */
   constructor(method?: string) {
     super(
       `Cannot call${method === undefined ? "" : ` "${method}"`}: client is closed`,
@@ -124,6 +132,8 @@ export class ChannelDeadError extends Error {
   readonly method: string | undefined;
 
   /**
+   * Creates the instance.
+   *
    * @param deadAfterMs How long the client tried.
    * @param method The method that was waiting.
    * @param options `cause`: the last connection error.
@@ -163,6 +173,8 @@ export class LimitError extends RangeError {
   readonly closeCode: number | undefined;
 
   /**
+   * Creates the instance.
+   *
    * @param code Which limit.
    * @param message What happened, in "Cannot <action>: <state>" form.
    * @param closeCode The close code, if the connection was closed.

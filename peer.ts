@@ -244,6 +244,8 @@ export class Peer implements Caller, Disposable {
   readonly closed: Promise<CloseInfo>;
 
   /**
+   * Creates the instance.
+   *
    * @param transport The connection; the peer starts it.
    * @param options Limits, handlers, logger.
    * @throws {RangeError} When a numeric option is out of range (the message names it).

@@ -122,7 +122,11 @@ export interface WebSocketLikeEvent {
 export class WebSocketTransport implements Transport {
   #socket: WebSocketLike;
 
-  /** @param socket An open (or opening) socket; its `binaryType` is set to `"arraybuffer"`. */
+  /**
+   * Wraps a socket.
+   *
+   * @param socket An open (or opening) socket; its `binaryType` is set to `"arraybuffer"`.
+   */
   constructor(socket: WebSocketLike) {
     this.#socket = socket;
     socket.binaryType = "arraybuffer";
