@@ -1,0 +1,474 @@
+/**
+ * Tests for the local runner (`tools/serve.ts`): its flag parsing in process, and the runner
+ * itself as a subprocess started exactly as `deno task serve` starts it, driven by a real Client.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Client } from "../client.ts";
+import { DisconnectedError, RemoteError } from "../errors.ts";
+import { SharedSecret } from "../secret.ts";
+import { parseServeArgs, readSecret, UsageError } from "../tools/serve.ts";
+import { deferred, quiet } from "./_helpers.ts";
+
+const ROOT = new URL("..", import.meta.url);
+/** The permissions of the `serve` task in deno.json. */
+const TASK_FLAGS = ["run", "--allow-net=127.0.0.1,[::1]", "--allow-env=MIST_SECRET"];
+/** Bound on every wait for the subprocess; generous, since it only fails a hung test. */
+const WAIT_MS = 15_000;
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/** Rejects if `promise` has not settled within WAIT_MS, so a hung subprocess fails the test. */
+async function within<T>(promise: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), WAIT_MS);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Accumulates a stream's text and lets a test wait for a substring to appear. */
+class Collector {
+  text = "";
+  readonly done: Promise<string>;
+  #waiters: { needle: string; resolve: () => void }[] = [];
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = this.#read(stream);
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>): Promise<string> {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      this.text += chunk;
+      this.#waiters = this.#waiters.filter(({ needle, resolve }) =>
+        this.text.includes(needle) ? (resolve(), false) : true
+      );
+    }
+    return this.text;
+  }
+
+  /** Resolves once the text contains `needle`; rejects if the stream ends first. */
+  waitFor(needle: string): Promise<void> {
+    if (this.text.includes(needle)) return Promise.resolve();
+    const seen = new Promise<void>((resolve) => this.#waiters.push({ needle, resolve }));
+    const ended = this.done.then((text) => {
+      if (!text.includes(needle)) {
+        throw new Error(`Stream ended without ${JSON.stringify(needle)}: ${text}`);
+      }
+    });
+    return within(Promise.race([seen, ended]), JSON.stringify(needle));
+  }
+}
+
+/** The environment of the test process, with MIST_SECRET replaced or removed. */
+function envWith(secret: string | undefined): Record<string, string> {
+  const env = Deno.env.toObject();
+  delete env.MIST_SECRET;
+  if (secret !== undefined) env.MIST_SECRET = secret;
+  return env;
+}
+
+interface Exit {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A runner subprocess; `stop()` ends it (idempotent) and reports how it exited. */
+interface Runner {
+  child: Deno.ChildProcess;
+  url: string;
+  /** The secret to connect with: the generated one, or the one given. */
+  secret: string;
+  ready: Record<string, unknown>;
+  stderr: Collector;
+  exited: Promise<Exit>;
+  stop(signal?: Deno.Signal): Promise<Exit>;
+}
+
+function spawn(args: string[], secret: string | undefined): {
+  child: Deno.ChildProcess;
+  stdout: Collector;
+  stderr: Collector;
+  exited: Promise<Exit>;
+} {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...TASK_FLAGS, "tools/serve.ts", ...args],
+    cwd: ROOT,
+    env: envWith(secret),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = new Collector(child.stdout);
+  const stderr = new Collector(child.stderr);
+  const exited = (async () => {
+    const status = await child.status;
+    const [out, err] = await Promise.all([stdout.done, stderr.done]);
+    return { code: status.code, signal: status.signal, stdout: out, stderr: err };
+  })();
+  return { child, stdout, stderr, exited };
+}
+
+/** Ends a child: `signal` first, SIGKILL if it does not exit within WAIT_MS. */
+async function stopChild(
+  child: Deno.ChildProcess,
+  exited: Promise<Exit>,
+  signal: Deno.Signal,
+): Promise<Exit> {
+  try {
+    child.kill(signal);
+  } catch {
+    // Already exited.
+  }
+  try {
+    return await within(exited, "the runner to exit");
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await exited;
+    throw error;
+  }
+}
+
+/** Runs the runner to completion (for flags that must make it exit at once). */
+async function runToExit(args: string[], secret?: string): Promise<Exit> {
+  const { child, exited } = spawn(args, secret);
+  try {
+    return await within(exited, "the runner to exit by itself");
+  } catch (error) {
+    await stopChild(child, exited, "SIGKILL");
+    throw error;
+  }
+}
+
+/** Starts the runner and waits for its ready line. */
+async function startRunner(args: string[] = [], secret?: string): Promise<Runner> {
+  const { child, stdout, stderr, exited } = spawn(args, secret);
+  try {
+    await stdout.waitFor("\n");
+  } catch (error) {
+    await stopChild(child, exited, "SIGKILL");
+    throw new Error(`Runner did not start: ${stderr.text}`, { cause: error });
+  }
+  const ready = JSON.parse(stdout.text.split("\n")[0]);
+  return {
+    child,
+    url: ready.url,
+    secret: secret ?? ready.secret,
+    ready,
+    stderr,
+    exited,
+    stop: (signal = "SIGTERM") => stopChild(child, exited, signal),
+  };
+}
+
+function connect(runner: Runner): Client {
+  return new Client(runner.url, {
+    secret: runner.secret,
+    reconnect: false,
+    heartbeat: false,
+    logger: quiet,
+  });
+}
+
+const GIVEN_SECRET = "0123456789abcdef".repeat(4);
+const STACK_FRAME = /^\s+at /m;
+
+// ---------------------------------------------------------------------------------------------
+// Flags, in process
+
+Deno.test("parseServeArgs() reads every flag, repeating --allow-origin", () => {
+  const command = parseServeArgs([
+    "--port=8080",
+    "--host",
+    "::1",
+    "--allow-origin",
+    "http://localhost:5173",
+    "--allow-origin",
+    "app://main",
+    "--max-message-bytes",
+    "1024",
+    "--verbose",
+  ]);
+  assert.deepEqual(command, {
+    kind: "serve",
+    config: {
+      port: 8080,
+      host: "::1",
+      allowNonLoopback: false,
+      allowOrigins: ["http://localhost:5173", "app://main"],
+      maxMessageBytes: 1024,
+      verbose: true,
+    },
+  });
+});
+
+Deno.test("parseServeArgs() defaults to port 0 on 127.0.0.1", () => {
+  const command = parseServeArgs([]);
+  assert.equal(command.kind, "serve");
+  if (command.kind !== "serve") return;
+  assert.equal(command.config.port, 0);
+  assert.equal(command.config.host, "127.0.0.1");
+  assert.equal(command.config.maxMessageBytes, undefined);
+});
+
+Deno.test("parseServeArgs() rejects bad values with a UsageError naming the flag", () => {
+  const cases: [string[], string][] = [
+    [["--port", "65536"], "--port"],
+    [["--port", "-1"], "--port"],
+    [["--max-message-bytes", "0"], "--max-message-bytes"],
+    [["--max-message-bytes", String(64 * 1024 * 1024)], "--max-message-bytes"],
+    [["--allow-origin", "localhost:5173"], "--allow-origin"],
+    [["--allow-origin", "http://localhost:5173/"], "--allow-origin"],
+    [["--host", "0.0.0.0"], "--allow-non-loopback"],
+    [["--nope"], "--nope"],
+  ];
+  for (const [args, flag] of cases) {
+    assert.throws(() => parseServeArgs(args), (error: unknown) => {
+      assert.ok(error instanceof UsageError);
+      assert.match(error.message, new RegExp(flag));
+      assert.doesNotMatch(error.message, /\n/);
+      return true;
+    });
+  }
+});
+
+Deno.test("parseServeArgs() lets --allow-non-loopback bind any address", () => {
+  const command = parseServeArgs(["--host", "0.0.0.0", "--allow-non-loopback"]);
+  assert.equal(command.kind === "serve" && command.config.host, "0.0.0.0");
+});
+
+Deno.test("readSecret() never puts the value in its error", () => {
+  assert.throws(() => readSecret("sekrit-value"), (error: unknown) => {
+    assert.ok(error instanceof UsageError);
+    assert.match(error.message, /expected 64 hex characters/);
+    assert.doesNotMatch(error.message, /sekrit/);
+    return true;
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The runner as a subprocess: start-up
+
+Deno.test("serve prints one ready line with the url and the generated secret", async () => {
+  const runner = await startRunner();
+  const exit = await runner.stop();
+  assert.deepEqual(Object.keys(runner.ready).sort(), ["secret", "url"]);
+  assert.match(runner.url, /^ws:\/\/127\.0\.0\.1:\d+\/$/);
+  assert.match(String(runner.ready.secret), /^[0-9a-f]{64}$/);
+  assert.equal(exit.stdout, `${JSON.stringify(runner.ready)}\n`, "nothing else on stdout");
+  assert.equal(exit.code, 0);
+});
+
+Deno.test("serve prints no secret field when MIST_SECRET is set", async () => {
+  const runner = await startRunner([], GIVEN_SECRET);
+  const client = connect(runner);
+  try {
+    assert.deepEqual(Object.keys(runner.ready), ["url"]);
+    assert.deepEqual(await client.call("echo", ["given"]), ["given"], "serves with that secret");
+  } finally {
+    await client.close();
+    await runner.stop();
+  }
+});
+
+Deno.test("serve --help prints usage on stdout and exits 0", async () => {
+  const exit = await runToExit(["--help"]);
+  assert.equal(exit.code, 0);
+  assert.match(exit.stdout, /^Usage: deno task serve/);
+  assert.match(exit.stdout, /--allow-origin/);
+  assert.equal(exit.stderr, "");
+});
+
+Deno.test("serve exits 2 with one line on stderr for an unknown flag", async () => {
+  const exit = await runToExit(["--frobnicate"]);
+  assert.equal(exit.code, 2);
+  assert.equal(exit.stdout, "");
+  assert.equal(exit.stderr.trimEnd().split("\n").length, 1);
+  assert.match(exit.stderr, /--frobnicate/);
+});
+
+Deno.test("serve exits 2 for a bad flag value", async () => {
+  const exit = await runToExit(["--port", "seventy"]);
+  assert.equal(exit.code, 2);
+  assert.equal(exit.stdout, "");
+  assert.match(exit.stderr, /^serve: Cannot use --port: .*\n$/);
+});
+
+Deno.test("serve exits 2 for a malformed MIST_SECRET without echoing it", async () => {
+  const bad = "not-a-secret-4242";
+  const exit = await runToExit([], bad);
+  assert.equal(exit.code, 2);
+  assert.equal(exit.stdout, "");
+  assert.equal(exit.stderr.trimEnd().split("\n").length, 1, exit.stderr);
+  assert.match(exit.stderr, /expected 64 hex characters/);
+  assert.ok(!exit.stderr.includes(bad));
+  assert.doesNotMatch(exit.stderr, STACK_FRAME);
+});
+
+Deno.test("serve never writes the secret or a URL query to stderr", async () => {
+  const runner = await startRunner(["--verbose"]);
+  const client = connect(runner);
+  try {
+    assert.deepEqual(await client.call("echo", [1]), [1]);
+    // A refused attempt that carries the secret in the query (not accepted by default).
+    const socket = new WebSocket(`${runner.url}?secret=${runner.secret}`);
+    await new Promise((resolve) => socket.addEventListener("close", resolve, { once: true }));
+  } finally {
+    await client.close();
+  }
+  const exit = await runner.stop();
+  assert.match(exit.stderr, /Connection 1 opened/);
+  assert.match(exit.stderr, /Call \d+ "echo" ok in [\d.]+ ms/, "--verbose logs each call");
+  assert.match(exit.stderr, /401/);
+  assert.ok(!exit.stderr.includes(runner.secret), "secret in stderr");
+  assert.ok(!exit.stderr.includes("?"), "URL query in stderr");
+});
+
+Deno.test("serve applies --max-message-bytes: a larger message closes with 1009", async () => {
+  const runner = await startRunner(["--max-message-bytes", "1024"]);
+  const client = connect(runner);
+  try {
+    await assert.rejects(client.call("echo", ["x".repeat(2048)]), (error: unknown) => {
+      assert.ok(error instanceof DisconnectedError);
+      assert.equal(error.closeCode, 1009);
+      return true;
+    });
+  } finally {
+    await client.close();
+    await runner.stop();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The runner as a subprocess: demo methods over a real Client
+
+Deno.test("serve's demo methods answer a real Client", async (t) => {
+  const runner = await startRunner([], GIVEN_SECRET);
+  const client = connect(runner);
+  try {
+    await t.step("echo returns its params", async () => {
+      assert.deepEqual(await client.call("echo", [1, "two", { three: [3] }]), [
+        1,
+        "two",
+        { three: [3] },
+      ]);
+    });
+    await t.step("sleep resolves with null", async () => {
+      assert.equal(await client.call("sleep", [10]), null);
+    });
+    await t.step("sleep rejects a bad duration", async () => {
+      for (const ms of [-1, 60_001, "5", null]) {
+        await assert.rejects(client.call("sleep", [ms]), RemoteError);
+      }
+    });
+    await t.step("fail rejects with a RemoteError carrying the message", async () => {
+      await assert.rejects(client.call("fail", ["Disk on fire"]), (error: unknown) => {
+        assert.ok(error instanceof RemoteError);
+        assert.equal(error.remoteMessage, "Disk on fire");
+        return true;
+      });
+    });
+    await t.step("an unknown method is answered Unknown method", async () => {
+      await assert.rejects(client.call("nope"), (error: unknown) => {
+        assert.ok(error instanceof RemoteError);
+        assert.equal(error.remoteMessage, 'Unknown method "nope"');
+        return true;
+      });
+    });
+    await t.step("stats counts notifications of any method, connections and calls", async () => {
+      const before = await client.call("stats") as Record<string, number>;
+      client.notify("anything", [1]);
+      client.notify("echo", [2]);
+      const after = await client.call("stats") as Record<string, number>;
+      assert.equal(after.notifications - before.notifications, 2);
+      assert.equal(after.calls - before.calls, 1);
+      assert.equal(after.connections, 1);
+    });
+    await t.step("callback calls the client's method and returns its answer", async () => {
+      client.registry.register("whoami", ([greeting]) => `${greeting}, client`);
+      assert.equal(await client.call("callback", ["whoami", ["hello"]]), "hello, client");
+    });
+  } finally {
+    await client.close();
+    await runner.stop();
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// The runner as a subprocess: graceful shutdown
+
+/** Sends `signal` while a `sleep` is in flight; the sleep's result must still arrive. */
+async function shutdownWithSleepInFlight(signal: Deno.Signal): Promise<void> {
+  const runner = await startRunner([], GIVEN_SECRET);
+  const client = connect(runner);
+  try {
+    const sleeping = client.call("sleep", [500]);
+    // Requests start in arrival order: once echo is answered, sleep is running.
+    await client.call("echo", []);
+    const exit = runner.stop(signal);
+    assert.equal(await within(sleeping, "the sleep result"), null);
+    const { code } = await exit;
+    assert.equal(code, 0);
+    await runner.stderr.waitFor(`Shutting down (${signal})`);
+  } finally {
+    await client.close();
+    await runner.stop("SIGKILL");
+  }
+}
+
+Deno.test("serve exits 0 on SIGTERM after an in-flight sleep finishes", async () => {
+  await shutdownWithSleepInFlight("SIGTERM");
+});
+
+Deno.test("serve exits 0 on SIGINT after an in-flight sleep finishes", async () => {
+  await shutdownWithSleepInFlight("SIGINT");
+});
+
+Deno.test("serve's shutdown waits for a handler still running when the signal arrives", async () => {
+  const runner = await startRunner([], GIVEN_SECRET);
+  const client = connect(runner);
+  const entered = deferred();
+  const release = deferred<string>();
+  client.registry.register("hold", () => {
+    entered.resolve();
+    return release.promise;
+  });
+  try {
+    // The server's callback handler is running until the client answers "hold".
+    const answer = client.call("callback", ["hold", []]);
+    await within(entered.promise, "the callback to arrive");
+    // The peer, not the client's state: Client with reconnect: false stays "open" after a drop.
+    const closed = client.peer!.closed;
+    runner.child.kill("SIGTERM");
+    await runner.stderr.waitFor("Shutting down (SIGTERM)");
+    release.resolve("held");
+    assert.equal(await within(answer, "the callback's result"), "held");
+    const exit = await within(runner.exited, "the runner to exit");
+    assert.equal(exit.code, 0);
+    assert.equal((await within(closed, "the client to see the close")).code, 1001);
+  } finally {
+    release.resolve("");
+    await client.close();
+    await runner.stop("SIGKILL");
+  }
+});
+
+Deno.test("serve's generated secrets differ between runs", async () => {
+  const [a, b] = await Promise.all([startRunner(), startRunner()]);
+  await Promise.all([a.stop(), b.stop()]);
+  assert.notEqual(a.secret, b.secret);
+  assert.ok(SharedSecret.fromHex(a.secret));
+});
