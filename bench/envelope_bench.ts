@@ -7,16 +7,9 @@
  */
 
 import { decode, encodeRequest, encodeSuccess } from "../envelope.ts";
+import { PAYLOADS } from "./_payloads.ts";
 
-const KiB = 1024;
-const SIZES: [string, unknown[]][] = [
-  ["small", ["hello", 42]],
-  ["1 KiB", ["x".repeat(KiB)]],
-  ["64 KiB", ["x".repeat(64 * KiB)]],
-  ["1 MiB", ["x".repeat(1024 * KiB)]],
-];
-
-for (const [size, params] of SIZES) {
+for (const [size, params] of PAYLOADS) {
   const request = encodeRequest(1, "echo", params);
   const reply = encodeSuccess(1, params);
   Deno.bench(

@@ -10,14 +10,8 @@
 
 import { Client, HandlerRegistry, serveLocal, SharedSecret } from "../mod.ts";
 import { consoleLogger } from "../log.ts";
+import { PAYLOADS } from "./_payloads.ts";
 
-const KiB = 1024;
-const SIZES: [string, unknown[]][] = [
-  ["small", ["hello", 42]],
-  ["1 KiB", ["x".repeat(KiB)]],
-  ["64 KiB", ["x".repeat(64 * KiB)]],
-  ["1 MiB", ["x".repeat(1024 * KiB)]],
-];
 const IN_FLIGHT = 64;
 
 // The floor: echoes every text frame verbatim, so the client pays only for the socket.
@@ -45,7 +39,7 @@ const server = serveLocal({ secret, registry, logger: consoleLogger("error") });
 const client = new Client(server.url, { secret, heartbeat: false });
 await client.opened();
 
-for (const [size, params] of SIZES) {
+for (const [size, params] of PAYLOADS) {
   const text = JSON.stringify({ id: 1, method: "echo", params });
   const group = `round trip, ${size} params`;
   Deno.bench(`raw WebSocket echo, ${size}`, { group, baseline: true }, async () => {
