@@ -481,7 +481,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     this.#retries = 0;
     this.#clock.clearTimeout(this.#deadTimer);
     if (this.#reconnects) {
-      this.#deadTimer = this.#clock.setTimeout(() => this.#die(), this.#deadAfterMs);
+      this.#deadTimer = this.#clock.setTimeout(() => this.#die(this.#lastError), this.#deadAfterMs);
     }
     if (immediately) this.#tryConnect();
     else this.#retryLater(error);
@@ -532,7 +532,8 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       }, this.#connectTimeoutMs);
       const fail = (event: { code?: number; reason?: string }) => {
         this.#clock.clearTimeout(timer);
-        reject(new DisconnectedError(event.code ?? 1006, event.reason ?? "Connection failed"));
+        const why = event.reason || (event as { message?: string }).message || "Connection failed";
+        reject(new DisconnectedError(event.code ?? 1006, why));
       };
       socket.addEventListener("open", () => {
         this.#clock.clearTimeout(timer);
@@ -593,7 +594,8 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   }
 
   #die(error?: unknown): void {
-    if (this.#state === "open" || this.#state === "closed") return;
+    if (this.#state === "closed" || this.#state === "dead") return;
+    if (this.#state === "open" && this.#peer && !this.#peer.closeInfo) return;
     this.#abandonAttempt();
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("dead", this.#attempt, undefined, error);
