@@ -56,7 +56,12 @@ export type AuthResult =
  *
  * const secret = SharedSecret.generate();
  * const request = new Request("http://127.0.0.1:9/", {
- *   headers: { upgrade: "websocket", origin: "https://evil.example", "x-land-secret": secret.toHex() },
+ *   headers: {
+ *     host: "127.0.0.1:9",
+ *     upgrade: "websocket",
+ *     origin: "https://evil.example",
+ *     "x-land-secret": secret.toHex(),
+ *   },
  * });
  * const policy = { secret, allowedOrigins: DEFAULT_ALLOWED_ORIGINS, allowQuerySecret: false, allowedHosts: [] };
  * assert.deepEqual(authorize(request, policy), { ok: false, status: 403, reason: "Origin not allowed" });
