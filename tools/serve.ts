@@ -265,6 +265,9 @@ export function startRunner(
     maxMessageBytes: config.maxMessageBytes,
     logger,
   });
+  // Signal listeners go in before the ready line: a parent may send SIGTERM as soon as it reads it.
+  const removeListeners = onSignals(server, logger);
+  server.finished.then(removeListeners);
   // The one and only stdout line; everything else goes to stderr.
   console.log(
     JSON.stringify(generated ? { url: server.url, secret: secret.toHex() } : { url: server.url }),
@@ -312,9 +315,7 @@ export async function main(args: readonly string[]): Promise<number> {
     console.error(`serve: ${oneLine(error)}${usage ? " (see --help)" : ""}`);
     return usage ? EXIT_USAGE : 1;
   }
-  const removeListeners = onSignals(server, logger);
   await server.finished;
-  removeListeners();
   logger.info("Stopped");
   return 0;
 }
