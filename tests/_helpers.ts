@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { Client, ClientState, StateChangeEvent } from "../client.ts";
 import { consoleLogger, type Logger } from "../log.ts";
 import type { Peer } from "../peer.ts";
 import { HandlerRegistry } from "../registry.ts";
@@ -377,4 +378,33 @@ export async function rawUpgrade(
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+/**
+ * Rejects if `promise` has not settled within `ms`, so a hung subprocess or socket fails the
+ * test instead of hanging it.
+ */
+export async function within<T>(promise: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves with the client's next state change to `state`. */
+export function nextState(client: Client, state: ClientState): Promise<StateChangeEvent> {
+  return new Promise((resolve) => {
+    const listener: EventListener = (event) => {
+      const change = event as StateChangeEvent;
+      if (change.state !== state) return;
+      client.removeEventListener("statechange", listener);
+      resolve(change);
+    };
+    client.addEventListener("statechange", listener);
+  });
 }

@@ -8,12 +8,11 @@
 import assert from "node:assert/strict";
 import { parseCallArgs } from "../tools/call.ts";
 import { UsageError } from "../tools/serve.ts";
+import { within } from "./_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 /** The permissions of the `serve` and `call` tasks in deno.json. */
 const TASK_FLAGS = ["run", "--allow-net=127.0.0.1,[::1]", "--allow-env=MIST_SECRET"];
-/** Bound on every wait for a subprocess; generous, since it only fails a hung test. */
-const WAIT_MS = 15_000;
 const SECRET = "fedcba9876543210".repeat(4);
 const STACK_FRAME = /^\s+at /m;
 
@@ -24,19 +23,6 @@ interface Exit {
   code: number;
   stdout: string;
   stderr: string;
-}
-
-/** Rejects if `promise` has not settled within WAIT_MS, so a hung subprocess fails the test. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), WAIT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function spawn(script: string, args: string[], secret: string | null): Deno.ChildProcess {
@@ -54,7 +40,7 @@ function spawn(script: string, args: string[], secret: string | null): Deno.Chil
   }).spawn();
 }
 
-/** Waits for a child's exit and output; SIGKILLs it if that takes longer than WAIT_MS. */
+/** Waits for a child's exit and output; SIGKILLs it if that takes longer than `within` allows. */
 async function finish(child: Deno.ChildProcess, what: string): Promise<Exit> {
   const output = child.output();
   try {

@@ -6,19 +6,14 @@
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  Client,
-  type ClientOptions,
-  type ClientState,
-  type Endpoint,
-  StateChangeEvent,
-} from "../client.ts";
+import { Client, type ClientOptions, type Endpoint, StateChangeEvent } from "../client.ts";
 import { ChannelDeadError, ClosedError, DisconnectedError } from "../errors.ts";
 import { consoleLogger } from "../log.ts";
 import { HandlerRegistry } from "../registry.ts";
 import { SharedSecret } from "../secret.ts";
 import { type LocalServer, serveLocal } from "../server.ts";
 import { FakeClock } from "./_fake_clock.ts";
+import { nextState } from "./_helpers.ts";
 
 const silent = consoleLogger("silent");
 
@@ -28,19 +23,6 @@ function freePort(): number {
   const { port } = listener.addr as Deno.NetAddr;
   listener.close();
   return port;
-}
-
-/** Resolves with the next state change to `state`. */
-function nextState(client: Client, state: ClientState): Promise<StateChangeEvent> {
-  return new Promise((resolve) => {
-    const listener: EventListener = (event) => {
-      const change = event as StateChangeEvent;
-      if (change.state !== state) return;
-      client.removeEventListener("statechange", listener);
-      resolve(change);
-    };
-    client.addEventListener("statechange", listener);
-  });
 }
 
 /** Every state change of `client`, plus a way to await the next one. */

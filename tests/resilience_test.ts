@@ -22,21 +22,9 @@ import { type LocalServer, serveLocal, type ServeLocalOptions } from "../server.
 import type { Transport, TransportSink, WebSocketLike } from "../transport.ts";
 import { NoDelayWebSocket } from "../deno_socket.ts";
 import { FakeClock } from "./_fake_clock.ts";
+import { nextState } from "./_helpers.ts";
 
 const silent = consoleLogger("silent");
-
-/** Resolves with the next state change to `state`. */
-function nextState(client: Client, state: string): Promise<StateChangeEvent> {
-  return new Promise((resolve) => {
-    const listener: EventListener = (event) => {
-      const change = event as StateChangeEvent;
-      if (change.state !== state) return;
-      client.removeEventListener("statechange", listener);
-      resolve(change);
-    };
-    client.addEventListener("statechange", listener);
-  });
-}
 
 /**
  * A serveLocal server whose "block" handler waits for `release`, records its signal, and

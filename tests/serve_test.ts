@@ -9,29 +9,14 @@ import { Client } from "../client.ts";
 import { DisconnectedError, RemoteError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";
 import { parseServeArgs, readSecret, UsageError } from "../tools/serve.ts";
-import { deferred, quiet } from "./_helpers.ts";
+import { deferred, quiet, within } from "./_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 /** The permissions of the `serve` task in deno.json. */
 const TASK_FLAGS = ["run", "--allow-net=127.0.0.1,[::1]", "--allow-env=MIST_SECRET"];
-/** Bound on every wait for the subprocess; generous, since it only fails a hung test. */
-const WAIT_MS = 15_000;
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/** Rejects if `promise` has not settled within WAIT_MS, so a hung subprocess fails the test. */
-async function within<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Timed out waiting for ${what}`)), WAIT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Accumulates a stream's text and lets a test wait for a substring to appear. */
 class Collector {
@@ -118,7 +103,7 @@ function spawn(args: string[], secret: string | undefined): {
   return { child, stdout, stderr, exited };
 }
 
-/** Ends a child: `signal` first, SIGKILL if it does not exit within WAIT_MS. */
+/** Ends a child: `signal` first, SIGKILL if it does not exit within the bound of `within`. */
 async function stopChild(
   child: Deno.ChildProcess,
   exited: Promise<Exit>,
