@@ -17,7 +17,7 @@ import { checkInt } from "./_options.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { isNoDelaySupported, NoDelayWebSocket } from "./deno_socket.ts";
 import { ChannelDeadError, ClosedError, DisconnectedError, LimitError } from "./errors.ts";
-import { consoleLogger, type Logger } from "./log.ts";
+import type { Logger } from "./log.ts";
 import {
   type Caller,
   type CallOptions,
@@ -26,7 +26,7 @@ import {
   PING_METHOD,
   resolvePeerOptions,
 } from "./peer.ts";
-import { HandlerRegistry } from "./registry.ts";
+import type { HandlerRegistry } from "./registry.ts";
 import { SharedSecret } from "./secret.ts";
 import { PROTOCOL_VERSION, SECRET_HEADER, SECRET_PROTOCOL_PREFIX } from "./auth.ts";
 import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
@@ -183,7 +183,8 @@ interface Waiter {
  */
 export class Client extends EventTarget implements Caller, AsyncDisposable {
   #provider: EndpointProvider;
-  #options: ClientOptions;
+  #peerOptions: ReturnType<typeof resolvePeerOptions>;
+  #failFast: boolean;
   #registry: HandlerRegistry;
   #clock: Clock;
   #logger: Logger;
@@ -230,10 +231,12 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       const fixed: Endpoint = { url: String(endpoint), secret: options.secret };
       this.#provider = () => fixed;
     }
-    this.#options = options;
-    this.#registry = options.registry ?? new HandlerRegistry();
+    // Validated now, not on the first connection; every connection's peer gets these.
+    this.#peerOptions = resolvePeerOptions(options);
+    this.#registry = this.#peerOptions.registry;
+    this.#logger = this.#peerOptions.logger;
+    this.#failFast = options.failFast ?? false;
     this.#clock = options.clock ?? realClock;
-    this.#logger = options.logger ?? consoleLogger();
     this.#via = options.secretVia ?? (isServerRuntime() ? "header" : "protocol");
     this.#factory = options.webSocketFactory ?? defaultFactory();
     if (
@@ -283,7 +286,6 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       DEFAULT_MAX_QUEUED_NOTIFICATIONS,
       0,
     );
-    resolvePeerOptions(options); // validated now, not on the first connection
     this.#startConnecting(true);
   }
 
@@ -430,7 +432,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     if (this.#state === "dead") {
       return Promise.reject(new ChannelDeadError(this.#deadAfterMs, method));
     }
-    if (this.#options.failFast && method !== undefined) {
+    if (this.#failFast && method !== undefined) {
       return Promise.reject(new DisconnectedError(1006, "Not connected", method));
     }
     const { signal, timeoutMs } = options;
@@ -440,7 +442,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     } catch (error) {
       return Promise.reject(error);
     }
-    const max = this.#options.maxPendingCalls ?? 1024;
+    const max = this.#peerOptions.maxPendingCalls;
     if (this.#waiters.size >= max) {
       return Promise.reject(
         new LimitError(
@@ -542,11 +544,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       socket.addEventListener("error", fail);
       socket.addEventListener("close", fail);
     });
-    return new Peer(new WebSocketTransport(socket), {
-      ...this.#options,
-      registry: this.#registry,
-      logger: this.#logger,
-    });
+    return new Peer(new WebSocketTransport(socket), this.#peerOptions);
   }
 
   #onOpen(peer: Peer): void {

@@ -16,7 +16,6 @@
 
 import { checkInt } from "./_options.ts";
 import { authorize, type AuthPolicy, DEFAULT_ALLOWED_ORIGINS, isLoopbackHost } from "./auth.ts";
-import { consoleLogger } from "./log.ts";
 import { Peer, type PeerOptions, resolvePeerOptions } from "./peer.ts";
 import type { SharedSecret } from "./secret.ts";
 import { WebSocketTransport } from "./transport.ts";
@@ -139,7 +138,7 @@ export function serveLocal(options: ServeLocalOptions = {}): LocalServer {
     1,
   );
   const peerOptions = resolvePeerOptions(options);
-  const logger = options.logger ?? consoleLogger();
+  const logger = peerOptions.logger;
   const policy: AuthPolicy = {
     secret: options.secret ?? null,
     allowedOrigins: options.allowedOrigins ?? DEFAULT_ALLOWED_ORIGINS,
