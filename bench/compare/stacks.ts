@@ -56,6 +56,13 @@ export const STACKS: readonly StackInfo[] = [
     note: "serveLocal server; Mist Client, authenticated with a SharedSecret",
   },
   {
+    name: "mist-native-socket",
+    runtime: "deno",
+    entry: "stacks/mist_native_socket.ts",
+    permissions: [...DENO_NET, "--allow-read"],
+    note: "as mist, but the Client on Deno's native WebSocket (Nagle on): the RPC core alone",
+  },
+  {
     name: "capnweb",
     runtime: "node",
     entry: "stacks/capnweb.ts",
