@@ -78,14 +78,20 @@ interface Runner {
   stop(signal?: Deno.Signal): Promise<Exit>;
 }
 
-function spawn(args: string[], secret: string | undefined): {
+/** `direct`: Deno with the task's flags; `readme`: the README's `./deno task serve` itself. */
+type Launch = "direct" | "readme";
+
+function spawn(args: string[], secret: string | undefined, launch: Launch = "direct"): {
   child: Deno.ChildProcess;
   stdout: Collector;
   stderr: Collector;
   exited: Promise<Exit>;
 } {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...TASK_FLAGS, "tools/serve.ts", ...args],
+  const [program, programArgs] = launch === "direct"
+    ? [Deno.execPath(), [...TASK_FLAGS, "tools/serve.ts", ...args]]
+    : ["./deno", ["task", "serve", ...args]];
+  const child = new Deno.Command(program, {
+    args: programArgs,
     cwd: ROOT,
     env: envWith(secret),
     clearEnv: true,
@@ -139,8 +145,12 @@ async function runToExit(args: string[], secret?: string): Promise<Exit> {
 }
 
 /** Starts the runner and waits for its ready line. */
-async function startRunner(args: string[] = [], secret?: string): Promise<Runner> {
-  const { child, stdout, stderr, exited } = spawn(args, secret);
+async function startRunner(
+  args: string[] = [],
+  secret?: string,
+  launch: Launch = "direct",
+): Promise<Runner> {
+  const { child, stdout, stderr, exited } = spawn(args, secret, launch);
   try {
     await stdout.waitFor("\n");
   } catch (error) {
@@ -456,4 +466,13 @@ Deno.test("serve's generated secrets differ between runs", async () => {
   await Promise.all([a.stop(), b.stop()]);
   assert.notEqual(a.secret, b.secret);
   assert.ok(SharedSecret.fromHex(a.secret));
+});
+
+Deno.test("deno task serve (the README command) passes SIGTERM to the runner, which exits 0", async () => {
+  // npm's Node wrapper for deno does not forward signals; ./deno must run Deno itself.
+  const runner = await startRunner([], undefined, "readme");
+  const exit = await runner.stop("SIGTERM");
+  assert.equal(exit.code, 0);
+  assert.match(exit.stderr, /Shutting down \(SIGTERM\)/);
+  assert.match(exit.stderr, /Stopped/);
 });
