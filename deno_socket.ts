@@ -16,6 +16,8 @@
  * @module
  */
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
+import { checkHandshake, handshakeRequest } from "./ws_handshake.ts";
+import { concat, decodeText, encodeFrame, validCloseCode } from "./ws_frame.ts";
 
 /** The part of Deno's TCP API used here. */
 interface TcpConn {
@@ -32,22 +34,11 @@ function denoNet(): DenoNet | undefined {
   return (globalThis as { Deno?: DenoNet }).Deno;
 }
 
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"; // RFC 6455 §1.3
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
 const MAX_HEAD = 16 * 1024; // largest handshake response head accepted
 const CLOSE_TIMEOUT_MS = 2000; // how long closing waits for the peer before dropping TCP
 const COALESCE = 64 * 1024; // queued frames are written together up to this many bytes
-const RESERVED = new Set( // request headers that the handshake itself sets
-  "host upgrade connection sec-websocket-key sec-websocket-version sec-websocket-protocol sec-websocket-extensions"
-    .split(" "),
-);
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 7230 token, for subprotocol names
 const encoder = new TextEncoder();
-const fatal = new TextDecoder("utf-8", { fatal: true });
-const loose = new TextDecoder();
-const PAD = 16; // payload offset in a frame being built: room for the longest head and mask
-const masks = new Uint8Array(8192); // random masks, 4 bytes each, refilled from the CSPRNG
-let maskAt = masks.length; // (getRandomValues per frame costs ~1 µs; the ws package pools too)
 const latin1 = new TextDecoder("latin1"); // one char per byte, for the response head
 
 type EventType = "open" | "message" | "close" | "error";
@@ -94,76 +85,12 @@ export function isNoDelaySupported(): boolean {
   return typeof denoNet()?.connect === "function";
 }
 
-function base64(bytes: Uint8Array): string {
-  let text = "";
-  for (const byte of bytes) text += String.fromCharCode(byte);
-  return btoa(text);
-}
-
-function concat(parts: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
-/**
- * One final, masked client frame (§5.2, §5.3) with a fresh mask. Text is UTF-8 encoded straight
- * into the frame: in Deno `encodeInto` is far faster than `encode` for large strings. The
- * payload starts at `PAD`, 4-byte aligned, so the mask is applied a 32-bit word at a time.
- */
-function encodeFrame(opcode: number, data: string | Uint8Array): Uint8Array {
-  let out = new Uint8Array(PAD + data.length), length = data.length;
-  if (typeof data === "string") { // a byte per UTF-16 unit suffices for ASCII
-    const { read, written } = encoder.encodeInto(data, out.subarray(PAD));
-    length = written;
-    if (read < data.length) { // grow once: at most 3 bytes per remaining unit
-      const grown = new Uint8Array(PAD + written + 3 * (data.length - read));
-      grown.set(out.subarray(0, PAD + written));
-      const rest = grown.subarray(PAD + written);
-      length += encoder.encodeInto(data.slice(read), rest).written;
-      out = grown;
-    }
-  } else out.set(data, PAD);
-  const head = length < 126 ? 2 : length < 65536 ? 4 : 10, start = PAD - 4 - head;
-  const view = new DataView(out.buffer);
-  out[start] = 0x80 | opcode;
-  out[start + 1] = 0x80 | (head === 2 ? length : head === 4 ? 126 : 127);
-  if (head === 4) view.setUint16(start + 2, length);
-  if (head === 10) view.setBigUint64(start + 2, BigInt(length));
-  if (maskAt === masks.length) {
-    crypto.getRandomValues(masks);
-    maskAt = 0;
-  }
-  out.set(masks.subarray(maskAt, maskAt += 4), PAD - 4);
-  const words = new Uint32Array(out.buffer, PAD - 4, 1 + (length >>> 2)); // mask, payload
-  const mask = words[0]; // the mask bytes in platform byte order, as `words` reads the payload
-  for (let i = 1; i < words.length; i++) words[i] ^= mask;
-  for (let i = length - (length % 4); i < length; i++) out[PAD + i] ^= out[PAD - 4 + i % 4];
-  return out.subarray(start, PAD + length);
-}
-
-/** Decodes UTF-8, throwing on invalid input; in Deno a fatal `TextDecoder` is ~10x slower. */
-function decodeText(bytes: Uint8Array): string {
-  const text = loose.decode(bytes); // invalid input becomes U+FFFD, so check only then
-  return text.includes("\uFFFD") ? fatal.decode(bytes) : text;
-}
-
 async function writeAll(conn: TcpConn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) {
     const written = await conn.write(bytes.subarray(offset));
     if (written <= 0) throw new Error("write made no progress");
     offset += written;
   }
-}
-
-function validCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 &&
-    code !== 1006) ||
-    (code >= 3000 && code <= 4999);
 }
 
 /**
@@ -228,32 +155,8 @@ export class NoDelayWebSocket implements WebSocketLike {
         `NoDelayWebSocket supports only ws: URLs, not ${target.protocol}`,
       );
     }
-    const protocols = options.protocols ?? [];
-    if (
-      new Set(protocols).size !== protocols.length ||
-      !protocols.every((p) => TOKEN.test(p))
-    ) {
-      throw new DOMException("invalid or repeated subprotocol", "SyntaxError");
-    }
-    const key = base64(crypto.getRandomValues(new Uint8Array(16)));
-    const lines = [
-      `GET ${target.pathname}${target.search} HTTP/1.1`,
-      `Host: ${target.host}`,
-      "Upgrade: websocket",
-      "Connection: Upgrade",
-      `Sec-WebSocket-Key: ${key}`,
-      "Sec-WebSocket-Version: 13",
-    ];
-    if (protocols.length > 0) {
-      lines.push(`Sec-WebSocket-Protocol: ${protocols.join(", ")}`);
-    }
-    for (const [name, value] of new Headers(options.headers)) { // Headers validates names and values
-      if (RESERVED.has(name)) {
-        throw new TypeError(`the handshake sets the ${name} header`);
-      }
-      lines.push(`${name}: ${value}`);
-    }
-    void this.#run(target, `${lines.join("\r\n")}\r\n\r\n`, key, protocols);
+    const { head, key, protocols } = handshakeRequest(target, options);
+    void this.#run(target, head, key, protocols);
   }
 
   /** 0 connecting, 1 open, 2 closing, 3 closed. */
@@ -343,7 +246,7 @@ export class NoDelayWebSocket implements WebSocketLike {
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#conn.setNoDelay(true);
       await writeAll(this.#conn, encoder.encode(head));
-      await this.#handshake(await this.#readHead(this.#conn), key, protocols);
+      this.#protocol = await checkHandshake(await this.#readHead(this.#conn), key, protocols);
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#readyState = 1;
       this.#emit({ type: "open" });
@@ -383,38 +286,6 @@ export class NoDelayWebSocket implements WebSocketLike {
       }
     }
     throw new Error("handshake response head too large");
-  }
-
-  async #handshake(
-    head: string,
-    key: string,
-    protocols: string[],
-  ): Promise<void> {
-    const [status, ...lines] = head.split("\r\n");
-    if (!/^HTTP\/1\.1 101(?: |$)/.test(status)) {
-      throw new Error(`handshake failed: ${status}`);
-    }
-    const fields = new Map<string, string>();
-    for (const line of lines) {
-      const colon = line.indexOf(":");
-      const name = line.slice(0, colon).trim().toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      const previous = fields.get(name);
-      if (colon > 0) {
-        fields.set(name, previous ? `${previous}, ${value}` : value);
-      }
-    }
-    const accept = encoder.encode(key + GUID);
-    const digest = await crypto.subtle.digest("SHA-1", accept);
-    const protocol = fields.get("sec-websocket-protocol") ?? "";
-    if (
-      fields.get("upgrade")?.toLowerCase() !== "websocket" ||
-      !/(?:^|,)\s*upgrade\s*(?:,|$)/i.test(fields.get("connection") ?? "") ||
-      fields.get("sec-websocket-accept") !== base64(new Uint8Array(digest)) ||
-      fields.has("sec-websocket-extensions") ||
-      (protocol !== "" && !protocols.includes(protocol))
-    ) throw new Error("handshake failed: bad upgrade response headers");
-    this.#protocol = protocol;
   }
 
   async #readLoop(conn: TcpConn): Promise<void> {

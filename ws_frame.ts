@@ -1,0 +1,73 @@
+/**
+ * RFC 6455 framing for a client: masked frames out (§5.2, §5.3), strict UTF-8 in (§8.1), close
+ * codes (§7.4). Pure functions; used by `deno_socket.ts`.
+ *
+ * @module
+ */
+
+const encoder = new TextEncoder();
+const fatal = new TextDecoder("utf-8", { fatal: true });
+const loose = new TextDecoder();
+const PAD = 16; // payload offset in a frame being built: room for the longest head and mask
+const masks = new Uint8Array(8192); // random masks, 4 bytes each, refilled from the CSPRNG
+let maskAt = masks.length; // (getRandomValues per frame costs ~1 µs; the ws package pools too)
+
+/** Joins byte arrays into one of `size` bytes. */
+export function concat(parts: Uint8Array[], size: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * One final, masked client frame (§5.2, §5.3) with a fresh mask. Text is UTF-8 encoded straight
+ * into the frame: in Deno `encodeInto` is far faster than `encode` for large strings. The
+ * payload starts at `PAD`, 4-byte aligned, so the mask is applied a 32-bit word at a time.
+ */
+export function encodeFrame(opcode: number, data: string | Uint8Array): Uint8Array {
+  let out = new Uint8Array(PAD + data.length), length = data.length;
+  if (typeof data === "string") { // a byte per UTF-16 unit suffices for ASCII
+    const { read, written } = encoder.encodeInto(data, out.subarray(PAD));
+    length = written;
+    if (read < data.length) { // grow once: at most 3 bytes per remaining unit
+      const grown = new Uint8Array(PAD + written + 3 * (data.length - read));
+      grown.set(out.subarray(0, PAD + written));
+      const rest = grown.subarray(PAD + written);
+      length += encoder.encodeInto(data.slice(read), rest).written;
+      out = grown;
+    }
+  } else out.set(data, PAD);
+  const head = length < 126 ? 2 : length < 65536 ? 4 : 10, start = PAD - 4 - head;
+  const view = new DataView(out.buffer);
+  out[start] = 0x80 | opcode;
+  out[start + 1] = 0x80 | (head === 2 ? length : head === 4 ? 126 : 127);
+  if (head === 4) view.setUint16(start + 2, length);
+  if (head === 10) view.setBigUint64(start + 2, BigInt(length));
+  if (maskAt === masks.length) {
+    crypto.getRandomValues(masks);
+    maskAt = 0;
+  }
+  out.set(masks.subarray(maskAt, maskAt += 4), PAD - 4);
+  const words = new Uint32Array(out.buffer, PAD - 4, 1 + (length >>> 2)); // mask, payload
+  const mask = words[0]; // the mask bytes in platform byte order, as `words` reads the payload
+  for (let i = 1; i < words.length; i++) words[i] ^= mask;
+  for (let i = length - (length % 4); i < length; i++) out[PAD + i] ^= out[PAD - 4 + i % 4];
+  return out.subarray(start, PAD + length);
+}
+
+/** Decodes UTF-8, throwing on invalid input; in Deno a fatal `TextDecoder` is ~10x slower. */
+export function decodeText(bytes: Uint8Array): string {
+  const text = loose.decode(bytes); // invalid input becomes U+FFFD, so check only then
+  return text.includes("\uFFFD") ? fatal.decode(bytes) : text;
+}
+
+/** Whether a received close frame may carry this code (RFC 6455 §7.4.1, §7.4.2). */
+export function validCloseCode(code: number): boolean {
+  return (code >= 1000 && code <= 1014 && code !== 1004 && code !== 1005 &&
+    code !== 1006) ||
+    (code >= 3000 && code <= 4999);
+}
