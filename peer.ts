@@ -98,7 +98,11 @@ export interface PeerOptions {
    * @default {1024} DEFAULT_MAX_IN_FLIGHT
    */
   maxInFlight?: number;
-  /** This side's calls awaiting replies; beyond it `call()` rejects. @default {1024} */
+  /**
+   * This side's calls awaiting replies; beyond it `call()` rejects. It also bounds the frames
+   * waiting for the socket to drain: beyond it `notify()` throws.
+   * @default {1024} DEFAULT_MAX_PENDING_CALLS
+   */
   maxPendingCalls?: number;
   /**
    * When the socket has more than this many bytes buffered, further frames wait in order
