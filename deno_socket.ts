@@ -442,11 +442,14 @@ export class NoDelayWebSocket implements WebSocketLike {
     this.#buffered += size;
     if (this.#writing) return;
     this.#writing = true;
-    this.#pumping = this.#pump(); // writes the first frame synchronously, no extra tick
+    this.#pumping = this.#pump();
   }
 
   /** Writes queued frames in order, one write at a time, small ones together. */
   async #pump(): Promise<void> {
+    // Start after the current task's synchronous code, so frames sent together (a
+    // notification, then a call) leave in one write: a microtask, not a timer tick.
+    await null;
     try {
       while (this.#queue.length > 0 && this.#conn) { // each pass removes at least one frame
         let count = 0, total = 0;
