@@ -17,7 +17,8 @@
  */
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
 import { checkHandshake, handshakeRequest } from "./ws_handshake.ts";
-import { concat, decodeText, encodeFrame, validCloseCode } from "./ws_frame.ts";
+import { concat, decodeText, validCloseCode } from "./ws_frame.ts";
+import { FrameWriter } from "./ws_writer.ts";
 
 /** The part of Deno's TCP API used here. */
 interface TcpConn {
@@ -37,7 +38,6 @@ function denoNet(): DenoNet | undefined {
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
 const MAX_HEAD = 16 * 1024; // largest handshake response head accepted
 const CLOSE_TIMEOUT_MS = 2000; // how long closing waits for the peer before dropping TCP
-const COALESCE = 64 * 1024; // queued frames are written together up to this many bytes
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1"); // one char per byte, for the response head
 
@@ -121,12 +121,11 @@ export class NoDelayWebSocket implements WebSocketLike {
   binaryType = "blob";
   #readyState = 0;
   #protocol = "";
-  #buffered = 0;
   #listeners = new Map<string, Listener[]>();
   #abort = new AbortController();
   #conn?: TcpConn;
   #connClosed = false;
-  #queue: { bytes: Uint8Array; size: number }[] = [];
+  #out = new FrameWriter();
   #writing = false;
   #pumping: Promise<void> = Promise.resolve();
   #closeSent = false;
@@ -166,7 +165,7 @@ export class NoDelayWebSocket implements WebSocketLike {
 
   /** Payload bytes given to `send` and not yet written to the TCP connection. */
   get bufferedAmount(): number {
-    return this.#buffered;
+    return this.#out.buffered;
   }
 
   /** The subprotocol the server selected, or `""`. */
@@ -180,10 +179,9 @@ export class NoDelayWebSocket implements WebSocketLike {
       throw new DOMException("still connecting", "InvalidStateError");
     }
     if (this.#readyState !== 1) return;
-    const text = typeof data === "string";
-    const bytes = text || data instanceof Uint8Array ? data : new Uint8Array(data);
-    const frame = encodeFrame(text ? 1 : 2, bytes);
-    this.#enqueue(frame, frame.length - (frame[1] === 254 ? 8 : frame[1] === 255 ? 14 : 6));
+    if (typeof data === "string") this.#out.text(data);
+    else this.#out.bytes(2, data instanceof Uint8Array ? data : new Uint8Array(data), true);
+    this.#flush();
   }
 
   /** Starts the closing handshake; code 1000 or 3000–4999, reason at most 123 UTF-8 bytes. */
@@ -364,7 +362,8 @@ export class NoDelayWebSocket implements WebSocketLike {
   #frame(opcode: number, fin: boolean, data: Uint8Array, owned: boolean): void {
     if (opcode === 8) return this.#receiveClose(data);
     if (opcode === 9 && !this.#closeSent) {
-      this.#enqueue(encodeFrame(10, data), 0); // pong
+      this.#out.bytes(10, data, false); // pong
+      this.#flush();
     }
     if (opcode === 9 || opcode === 10) return;
     if (opcode > 2 || (opcode === 0) !== (this.#fragOpcode !== 0)) {
@@ -425,7 +424,8 @@ export class NoDelayWebSocket implements WebSocketLike {
     const text = encoder.encode(reason);
     const body = new Uint8Array(code === undefined ? 0 : 2 + text.length);
     if (code !== undefined) body.set([code >> 8, code & 0xff, ...text]);
-    this.#enqueue(encodeFrame(8, body), 0);
+    this.#out.bytes(8, body, false);
+    this.#flush();
     this.#timer ??= setTimeout(() => this.#closeConn(), CLOSE_TIMEOUT_MS);
   }
 
@@ -437,9 +437,7 @@ export class NoDelayWebSocket implements WebSocketLike {
     } catch { /* already closed */ }
   }
 
-  #enqueue(bytes: Uint8Array, size: number): void {
-    this.#queue.push({ bytes, size });
-    this.#buffered += size;
+  #flush(): void {
     if (this.#writing) return;
     this.#writing = true;
     this.#pumping = this.#pump();
@@ -451,22 +449,12 @@ export class NoDelayWebSocket implements WebSocketLike {
     // notification, then a call) leave in one write: a microtask, not a timer tick.
     await null;
     try {
-      while (this.#queue.length > 0 && this.#conn) { // each pass removes at least one frame
-        let count = 0, total = 0;
-        while (
-          count < this.#queue.length &&
-          (count === 0 || total + this.#queue[count].bytes.length <= COALESCE)
-        ) total += this.#queue[count++].bytes.length;
-        const batch = this.#queue.splice(0, count);
-        const bytes = batch.map((item) => item.bytes);
-        await writeAll(
-          this.#conn,
-          count === 1 ? bytes[0] : concat(bytes, total),
-        );
-        for (const item of batch) this.#buffered -= item.size;
+      for (let bytes = this.#out.next(); bytes && this.#conn; bytes = this.#out.next()) {
+        await writeAll(this.#conn, bytes);
+        this.#out.written();
       }
     } catch {
-      this.#queue.length = 0;
+      this.#out.clear();
       this.#closeConn(); // the read loop then ends and reports the close
     } finally {
       this.#writing = false;

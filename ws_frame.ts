@@ -8,7 +8,7 @@
 const encoder = new TextEncoder();
 const fatal = new TextDecoder("utf-8", { fatal: true });
 const loose = new TextDecoder();
-const PAD = 16; // payload offset in a frame being built: room for the longest head and mask
+const PAD = 16; // payload offset in a frame of its own: room for the longest head and mask
 const masks = new Uint8Array(8192); // random masks, 4 bytes each, refilled from the CSPRNG
 let maskAt = masks.length; // (getRandomValues per frame costs ~1 µs; the ws package pools too)
 
@@ -24,9 +24,41 @@ export function concat(parts: Uint8Array[], size: number): Uint8Array<ArrayBuffe
 }
 
 /**
- * One final, masked client frame (§5.2, §5.3) with a fresh mask. Text is UTF-8 encoded straight
- * into the frame: in Deno `encodeInto` is far faster than `encode` for large strings. The
- * payload starts at `PAD`, 4-byte aligned, so the mask is applied a 32-bit word at a time.
+ * Writes a fresh mask key into `buf[at, at + 4)`. Keys come from the CSPRNG, as §5.3 requires,
+ * 2,048 at a time.
+ */
+export function nextMask(buf: Uint8Array, at: number): void {
+  if (maskAt === masks.length) {
+    crypto.getRandomValues(masks);
+    maskAt = 0;
+  }
+  buf.set(masks.subarray(maskAt, maskAt += 4), at);
+}
+
+const key = new Uint8Array(4); // the key turned to the alignment of the payload's words
+const key32 = new Uint32Array(key.buffer);
+
+/**
+ * Masks `buf[at, at + length)` in place with the key in the 4 bytes before it (§5.3). `words`
+ * views `buf`'s buffer from its start, so the aligned middle is masked a 32-bit word at a time.
+ */
+export function maskPayload(buf: Uint8Array, words: Uint32Array, at: number, length: number): void {
+  const end = at + length, k = at - 4;
+  let i = at;
+  for (const lead = Math.min(end, (at + 3) & ~3); i < lead; i++) buf[i] ^= buf[k + ((i - at) & 3)];
+  if (end - i >= 4) {
+    for (let j = 0; j < 4; j++) key[j] = buf[k + ((i + j - at) & 3)];
+    const mask = key32[0], last = end >>> 2;
+    for (let w = i >>> 2; w < last; w++) words[w] ^= mask;
+    i = last << 2;
+  }
+  for (; i < end; i++) buf[i] ^= buf[k + ((i - at) & 3)];
+}
+
+/**
+ * One final, masked client frame (§5.2, §5.3) with a fresh mask, in a buffer of its own. Text is
+ * UTF-8 encoded straight into the frame: in Deno `encodeInto` is far faster than `encode` for
+ * large strings.
  */
 export function encodeFrame(opcode: number, data: string | Uint8Array): Uint8Array {
   let out = new Uint8Array(PAD + data.length), length = data.length;
@@ -42,20 +74,12 @@ export function encodeFrame(opcode: number, data: string | Uint8Array): Uint8Arr
     }
   } else out.set(data, PAD);
   const head = length < 126 ? 2 : length < 65536 ? 4 : 10, start = PAD - 4 - head;
-  const view = new DataView(out.buffer);
   out[start] = 0x80 | opcode;
   out[start + 1] = 0x80 | (head === 2 ? length : head === 4 ? 126 : 127);
-  if (head === 4) view.setUint16(start + 2, length);
-  if (head === 10) view.setBigUint64(start + 2, BigInt(length));
-  if (maskAt === masks.length) {
-    crypto.getRandomValues(masks);
-    maskAt = 0;
-  }
-  out.set(masks.subarray(maskAt, maskAt += 4), PAD - 4);
-  const words = new Uint32Array(out.buffer, PAD - 4, 1 + (length >>> 2)); // mask, payload
-  const mask = words[0]; // the mask bytes in platform byte order, as `words` reads the payload
-  for (let i = 1; i < words.length; i++) words[i] ^= mask;
-  for (let i = length - (length % 4); i < length; i++) out[PAD + i] ^= out[PAD - 4 + i % 4];
+  if (head === 4) new DataView(out.buffer).setUint16(start + 2, length);
+  if (head === 10) new DataView(out.buffer).setBigUint64(start + 2, BigInt(length));
+  nextMask(out, PAD - 4);
+  maskPayload(out, new Uint32Array(out.buffer, 0, out.length >>> 2), PAD, length);
   return out.subarray(start, PAD + length);
 }
 

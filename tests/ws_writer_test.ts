@@ -1,0 +1,200 @@
+/**
+ * Tests for the outgoing frame queue of the no-delay socket. Frames are read back with a
+ * separate, byte-at-a-time parser written from RFC 6455 §5.2 and §5.3, so a masking or length
+ * mistake in the writer cannot cancel itself out.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { FrameWriter } from "../ws_writer.ts";
+
+interface Parsed {
+  fin: boolean;
+  opcode: number;
+  payload: Uint8Array;
+  key: Uint8Array;
+  /** Bytes used for the payload length after the second byte: 0, 2 or 8. */
+  extended: number;
+}
+
+/** Splits `bytes` into client frames, unmasking each payload. */
+function parseFrames(bytes: Uint8Array): Parsed[] {
+  const frames: Parsed[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const fin = (bytes[at] & 0x80) !== 0, opcode = bytes[at] & 0x0f;
+    assert.equal(bytes[at + 1] & 0x80, 0x80, "client frames are masked");
+    let length = bytes[at + 1] & 0x7f, extended = 0;
+    if (length === 126) [length, extended] = [bytes[at + 2] * 256 + bytes[at + 3], 2];
+    else if (length === 127) {
+      length = 0;
+      for (let i = 0; i < 8; i++) length = length * 256 + bytes[at + 2 + i];
+      extended = 8;
+    }
+    const keyAt = at + 2 + extended;
+    const key = bytes.slice(keyAt, keyAt + 4);
+    const payload = bytes.slice(keyAt + 4, keyAt + 4 + length);
+    assert.equal(payload.length, length, "frame is complete");
+    for (let i = 0; i < payload.length; i++) payload[i] ^= key[i % 4];
+    frames.push({ fin, opcode, payload, key, extended });
+    at = keyAt + 4 + length;
+  }
+  return frames;
+}
+
+/** Everything the writer has queued, as the socket would write it. */
+function drain(writer: FrameWriter): Uint8Array[] {
+  const writes: Uint8Array[] = [];
+  for (let bytes = writer.next(); bytes; bytes = writer.next()) {
+    writes.push(bytes.slice());
+    writer.written();
+  }
+  return writes;
+}
+
+function texts(frames: Parsed[]): string[] {
+  return frames.map((frame) => new TextDecoder().decode(frame.payload));
+}
+
+const utf8 = (text: string): number => new TextEncoder().encode(text).length;
+
+Deno.test("text frames come back exactly, with the shortest length encoding", () => {
+  const cases = [
+    "",
+    "a",
+    "x".repeat(125),
+    "x".repeat(126),
+    "é".repeat(62), // 124 bytes: short form
+    "é".repeat(63), // 126 bytes from 63 units: the payload moves up for the longer head
+    "€".repeat(100), // 300 bytes from 100 units
+    "😀".repeat(40), // surrogate pairs: 160 bytes
+    "a\u{d800}b", // a lone surrogate becomes U+FFFD, as TextEncoder does
+    "x".repeat(4096), // the largest pooled text
+    "x".repeat(4097), // the smallest text in a buffer of its own
+    "x".repeat(65535),
+    "x".repeat(65536),
+  ];
+  const writer = new FrameWriter();
+  for (const text of cases) writer.text(text);
+  assert.equal(writer.buffered, cases.reduce((sum, text) => sum + utf8(text), 0));
+  const frames = drain(writer).flatMap(parseFrames);
+  assert.deepEqual(
+    texts(frames),
+    cases.map((text) => new TextDecoder().decode(new TextEncoder().encode(text))),
+  );
+  for (const frame of frames) {
+    assert.equal(frame.fin, true);
+    assert.equal(frame.opcode, 1);
+    const length = frame.payload.length;
+    assert.equal(frame.extended, length < 126 ? 0 : length < 65536 ? 2 : 8, `length ${length}`);
+  }
+  assert.equal(writer.buffered, 0);
+});
+
+interface Item {
+  kind: "text" | "binary" | "pong";
+  text: string;
+  data: Uint8Array;
+}
+
+const none = new Uint8Array(0);
+
+Deno.test("any mix of text, binary and control frames keeps its order and its bytes", () => {
+  const item: fc.Arbitrary<Item> = fc.oneof(
+    fc.string({ unit: "binary", maxLength: 300 }).map((text): Item => ({
+      kind: "text",
+      text,
+      data: none,
+    })),
+    fc.string({ unit: "grapheme-ascii", minLength: 4000, maxLength: 4200 })
+      .map((text): Item => ({ kind: "text", text, data: none })),
+    fc.uint8Array({ maxLength: 200 }).map((data): Item => ({ kind: "binary", text: "", data })),
+    fc.uint8Array({ maxLength: 125 }).map((data): Item => ({ kind: "pong", text: "", data })),
+  );
+  const opcodes = { text: 1, binary: 2, pong: 10 };
+  fc.assert(
+    fc.property(
+      fc.array(item, { maxLength: 40 }),
+      fc.integer({ min: 1, max: 5 }),
+      (list, every) => {
+        const writer = new FrameWriter();
+        const writes: Uint8Array[] = [];
+        list.forEach(({ kind, text, data }, index) => {
+          if (kind === "text") writer.text(text);
+          else writer.bytes(opcodes[kind], data, kind === "binary");
+          // Write now and then, as a socket does between sends.
+          if (index % every === 0) writes.push(...drain(writer));
+        });
+        const counted = list.reduce(
+          (sum, { kind, text, data }) =>
+            sum + (kind === "text" ? utf8(text) : kind === "binary" ? data.length : 0),
+          0,
+        );
+        assert.ok(writer.buffered <= counted);
+        writes.push(...drain(writer));
+        assert.equal(writer.buffered, 0);
+        const frames = writes.flatMap(parseFrames);
+        assert.equal(frames.length, list.length);
+        frames.forEach((parsed, i) => {
+          const { kind, text, data } = list[i];
+          assert.equal(parsed.opcode, opcodes[kind]);
+          assert.deepEqual(parsed.payload, kind === "text" ? new TextEncoder().encode(text) : data);
+        });
+      },
+    ),
+    { numRuns: 200, seed: 20261127 },
+  );
+});
+
+Deno.test("frames sent together leave in one write; later ones wait for the next", () => {
+  const writer = new FrameWriter();
+  writer.text('{"id":null,"method":"note","params":[]}');
+  writer.text('{"id":1,"method":"echo","params":["hello",42]}');
+  const first = writer.next()!;
+  assert.equal(parseFrames(first.slice()).length, 2);
+  const copy = first.slice();
+  // Sent while that write is in flight: queued after it, and the bytes handed out stay put.
+  writer.text('{"id":2,"method":"echo","params":["hello",42]}');
+  assert.deepEqual(first, copy);
+  assert.equal(writer.buffered, 39 + 46 + 46);
+  writer.written();
+  assert.equal(writer.buffered, 46);
+  assert.deepEqual(texts(parseFrames(writer.next()!.slice())), [
+    '{"id":2,"method":"echo","params":["hello",42]}',
+  ]);
+  writer.written();
+  assert.equal(writer.next(), undefined);
+});
+
+Deno.test("a burst larger than a pooled buffer is written whole and in order", () => {
+  const writer = new FrameWriter();
+  const sent: string[] = [];
+  for (let i = 0; i < 500; i++) {
+    const text = `${i}:${"y".repeat(200 + (i % 50))}`;
+    sent.push(text);
+    writer.text(text);
+  }
+  const writes = drain(writer);
+  assert.ok(writes.length > 1, "more than 64 KiB went out in several writes");
+  assert.deepEqual(texts(writes.flatMap(parseFrames)), sent);
+});
+
+Deno.test("every frame gets its own mask key", () => {
+  const writer = new FrameWriter();
+  for (let i = 0; i < 64; i++) writer.text("same text");
+  const keys = new Set(parseFrames(writer.next()!.slice()).map((frame) => frame.key.join()));
+  // 64 random 32-bit keys: a repeat would be a 1 in ~2 million event, and all-equal keys a bug.
+  assert.ok(keys.size >= 63, `only ${keys.size} distinct keys`);
+});
+
+Deno.test("clear drops everything queued", () => {
+  const writer = new FrameWriter();
+  writer.text("a");
+  writer.bytes(2, new Uint8Array(5000), true);
+  writer.clear();
+  assert.equal(writer.buffered, 0);
+  assert.equal(writer.next(), undefined);
+  writer.text("b");
+  assert.deepEqual(texts(drain(writer).flatMap(parseFrames)), ["b"]);
+});

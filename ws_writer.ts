@@ -1,0 +1,182 @@
+/**
+ * The outgoing side of `deno_socket.ts`: masked client frames (RFC 6455 §5.2, §5.3) queued in
+ * order, small ones encoded straight into a reused buffer so that a burst of calls becomes one
+ * write with no allocation per frame. Pure; the socket owns the TCP writes.
+ *
+ * @module
+ */
+
+import { concat, encodeFrame, maskPayload, nextMask } from "./ws_frame.ts";
+
+/** Size of a pooled buffer; a run of small frames shares one until it is full or written. */
+const POOL = 64 * 1024;
+/** Text of at most this many UTF-16 units is encoded into the pool (≤ 3 bytes each). */
+const SMALL_TEXT = 4096;
+/** Below this many units the encoding loop beats a `TextEncoder` call for ASCII text. */
+const LOOP_TEXT = 128;
+/** Frames handed out by one `next()` are joined up to this many bytes. */
+const COALESCE = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+/**
+ * A client's outgoing frames, in order, with the payload bytes not yet written
+ * (`bufferedAmount`). The socket calls `next()` for the bytes of its next write and `written()`
+ * once that write is done; nothing handed out is changed until then.
+ *
+ * @example Two frames, one write
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { FrameWriter } from "./ws_writer.ts";
+ * const writer = new FrameWriter();
+ * writer.text("hello");
+ * writer.text("world");
+ * assert.equal(writer.buffered, 10);
+ * const bytes = writer.next()!;
+ * assert.equal(bytes.length, 2 * (2 + 4 + 5)); // head, mask and payload, twice
+ * writer.written();
+ * assert.equal(writer.buffered, 0);
+ * assert.equal(writer.next(), undefined);
+ * ```
+ */
+export class FrameWriter {
+  #chunks: Uint8Array[] = []; // sealed bytes, in order
+  #sizes: number[] = []; // payload bytes of each sealed chunk, for bufferedAmount
+  #pool = new Uint8Array(POOL);
+  #words = new Uint32Array(this.#pool.buffer);
+  #from = 0; // the open run of pooled frames is #pool[#from, #to)
+  #to = 0;
+  #runSize = 0; // payload bytes in the open run
+  #buffered = 0;
+  #taken = 0; // chunks handed out by the last next() and not yet written
+  #takenSize = 0;
+
+  /** Payload bytes queued and not yet reported written. */
+  get buffered(): number {
+    return this.#buffered;
+  }
+
+  /** Queues a text frame. */
+  text(data: string): void {
+    if (data.length <= SMALL_TEXT) return this.#pooledText(data);
+    const frame = encodeFrame(1, data);
+    this.#seal(frame, frame.length - headLength(frame));
+  }
+
+  /**
+   * Queues a frame with a binary payload.
+   *
+   * @param opcode 2 for binary data; 8, 9 or 10 for control frames.
+   * @param data The payload.
+   * @param counted Whether the payload counts toward `buffered` (data frames do, control frames
+   * do not, as in the WHATWG socket).
+   */
+  bytes(opcode: number, data: Uint8Array, counted: boolean): void {
+    const frame = encodeFrame(opcode, data);
+    this.#seal(frame, counted ? data.length : 0);
+  }
+
+  /** The bytes of the next write (several frames joined), or `undefined` when none is queued. */
+  next(): Uint8Array | undefined {
+    this.#closeRun();
+    const chunks = this.#chunks;
+    if (chunks.length === 0) return undefined;
+    let count = 1, total = chunks[0].length, size = this.#sizes[0];
+    while (count < chunks.length && total + chunks[count].length <= COALESCE) {
+      total += chunks[count].length;
+      size += this.#sizes[count++];
+    }
+    this.#taken = count;
+    this.#takenSize = size;
+    return count === 1 ? chunks[0] : concat(chunks.slice(0, count), total);
+  }
+
+  /** Reports the bytes from the last `next()` written. */
+  written(): void {
+    this.#chunks.splice(0, this.#taken);
+    this.#sizes.splice(0, this.#taken);
+    this.#buffered -= this.#takenSize;
+    this.#taken = this.#takenSize = 0;
+    // Nothing handed out or queued refers to the pool any more: start it over.
+    if (this.#chunks.length === 0 && this.#from === this.#to) this.#from = this.#to = 0;
+  }
+
+  /** Drops everything queued (the connection is gone). */
+  clear(): void {
+    this.#chunks = [];
+    this.#sizes = [];
+    this.#from =
+      this.#to =
+      this.#runSize =
+      this.#buffered =
+        0;
+    this.#taken = this.#takenSize = 0;
+  }
+
+  #seal(chunk: Uint8Array, size: number): void {
+    this.#closeRun(); // keep order: pooled frames queued earlier go first
+    this.#chunks.push(chunk);
+    this.#sizes.push(size);
+    this.#buffered += size;
+  }
+
+  #closeRun(): void {
+    if (this.#from === this.#to) return;
+    this.#chunks.push(this.#pool.subarray(this.#from, this.#to));
+    this.#sizes.push(this.#runSize);
+    this.#from = this.#to;
+    this.#runSize = 0;
+  }
+
+  /** Encodes a text frame of at most `SMALL_TEXT` units into the pool. */
+  #pooledText(data: string): void {
+    const units = data.length;
+    if (POOL - this.#to < 14 + 3 * units) {
+      // Full: sealed runs keep the old buffer alive until written; new frames get a new one.
+      this.#closeRun();
+      this.#pool = new Uint8Array(POOL);
+      this.#words = new Uint32Array(this.#pool.buffer);
+      this.#from = this.#to = 0;
+    }
+    const pool = this.#pool, start = this.#to;
+    // Payload bytes ≥ units, and < 65536 here: the head is 2 bytes if ASCII and short, else 4.
+    let head = units < 126 ? 2 : 4, at = start + head + 4, length = -1;
+    if (units <= LOOP_TEXT) {
+      length = units;
+      for (let i = 0; i < units; i++) {
+        const c = data.charCodeAt(i);
+        if (c >= 0x80) {
+          length = -1;
+          break;
+        }
+        pool[at + i] = c;
+      }
+    }
+    if (length < 0) {
+      length = encoder.encodeInto(data, pool.subarray(at, at + 3 * units)).written;
+      if (head === 2 && length >= 126) { // non-ASCII pushed it over: move the payload up
+        pool.copyWithin(at + 2, at, at + length);
+        head = 4;
+        at += 2;
+      }
+    }
+    pool[start] = 0x81; // FIN, text
+    if (head === 2) pool[start + 1] = 0x80 | length;
+    else {
+      pool[start + 1] = 0x80 | 126;
+      pool[start + 2] = length >>> 8;
+      pool[start + 3] = length & 0xff;
+    }
+    nextMask(pool, at - 4);
+    maskPayload(pool, this.#words, at, length);
+    this.#to = at + length;
+    this.#runSize += length;
+    this.#buffered += length;
+  }
+}
+
+/** Bytes before the payload of a masked frame: head and mask key. */
+function headLength(frame: Uint8Array): number {
+  const marker = frame[1] & 0x7f;
+  return marker === 127 ? 14 : marker === 126 ? 8 : 6;
+}
