@@ -230,6 +230,8 @@ export class Peer implements Caller, Disposable {
   #maxInFlight: number;
   #maxPending: number;
   #highWater: number;
+  #lastBuffered = Infinity; // bufferedAmount when last read (not yet)
+  #sentUnits = 0; // UTF-16 units sent since then
   #defaultTimeoutMs: number | undefined;
 
   #nextId = 0;
@@ -640,15 +642,25 @@ export class Peer implements Caller, Disposable {
 
   #send(frame: string): void {
     if (this.#closeInfo) return;
-    if (
-      this.#queue.length === 0 &&
-      this.#transport.bufferedAmount <= this.#highWater
-    ) {
+    if (this.#queue.length === 0 && this.#belowHighWater()) {
       this.#transport.send(frame);
+      this.#sentUnits += frame.length;
       return;
     }
     this.#queue.push(frame);
     this.#pump();
+  }
+
+  /**
+   * Whether the transport's buffer is at or below the high-water mark. Reading
+   * `bufferedAmount` costs a call into the runtime per frame, so it is read only when the bytes
+   * sent since the last reading (at most 3 per UTF-16 unit) could have taken it over the mark.
+   */
+  #belowHighWater(): boolean {
+    if (this.#lastBuffered + 3 * this.#sentUnits <= this.#highWater) return true;
+    this.#lastBuffered = this.#transport.bufferedAmount;
+    this.#sentUnits = 0;
+    return this.#lastBuffered <= this.#highWater;
   }
 
   #pump(): void {
@@ -657,10 +669,8 @@ export class Peer implements Caller, Disposable {
     const step = () => {
       if (this.#closeInfo) return;
       let sent = 0;
-      while (
-        sent < this.#queue.length &&
-        this.#transport.bufferedAmount <= this.#highWater
-      ) {
+      while (sent < this.#queue.length && this.#belowHighWater()) {
+        this.#sentUnits += this.#queue[sent].length;
         this.#transport.send(this.#queue[sent++]);
       }
       this.#queue.splice(0, sent);

@@ -605,6 +605,20 @@ Deno.test("Peer sends queued frames only as fast as bufferedAmount drains", asyn
   peer.close(1000, "done");
 });
 
+Deno.test("Peer stops at the high-water mark exactly although it reads bufferedAmount rarely", () => {
+  const transport = new ControlledTransport();
+  transport.growOnSend = true;
+  const peer = new Peer(transport, { highWaterMarkBytes: 1_000, logger: silent });
+  for (let i = 0; i < 100; i++) peer.notify("n", [i]);
+  // Every frame goes out while the buffer is at or below the mark when it is sent.
+  const sizes = transport.sent.map((frame) => frame.length);
+  const before = sizes.slice(0, -1).reduce((sum, size) => sum + size, 0);
+  assert.ok(before <= 1_000, `${before} bytes were buffered before the last frame went out`);
+  assert.ok(transport.bufferedAmount > 1_000, "it stopped only once over the mark");
+  assert.equal(peer.stats.queuedFrames, 100 - sizes.length);
+  peer.close(1000, "done");
+});
+
 Deno.test("Peer.notify() throws LimitError overloaded when the send queue is full", () => {
   const transport = new ControlledTransport();
   transport.bufferedAmount = 1_000;
