@@ -408,3 +408,18 @@ export function nextState(client: Client, state: ClientState): Promise<StateChan
     client.addEventListener("statechange", listener);
   });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The notification-then-call timing the Node and browser tests print (issue 5's Nagle target)
+
+/** Medians, in ms, of a call alone and of a notification followed by a call. */
+export interface NagleTiming {
+  alone: number;
+  afterNote: number;
+}
+
+/** One line for the test output: both medians and their ratio. Printed, never asserted. */
+export function nagleLine({ alone, afterNote }: NagleTiming): string {
+  return `notification then call ${afterNote.toFixed(2)} ms, call alone ${alone.toFixed(2)} ms ` +
+    `(medians of 50) = ${(afterNote / alone).toFixed(2)}×`;
+}

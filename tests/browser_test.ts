@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { build } from "../tools/build.ts";
 import { startServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { nagleLine, type NagleTiming } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const FOREIGN_HOST = "foreign.test";
@@ -110,11 +111,8 @@ Deno.test("Client in headless Chromium: subprotocol secret, calls both ways, rec
     );
 
     // Informational: a notification then a call, in the browser.
-    const timing = await tab.evaluate(() => globalThis.mist.notifyThenCall(20));
     console.log(
-      `browser: notification then call, median ${timing.median.toFixed(2)} ms, max ${
-        timing.max.toFixed(2)
-      } ms`,
+      `browser: ${nagleLine(await tab.evaluate(() => globalThis.mist.notifyThenCall(50)))}`,
     );
 
     // Restart: the old server goes away, a new one comes up on a new port with a new secret.
@@ -196,7 +194,7 @@ interface PageMist {
   sockets: PageSocket[];
   echo(params: unknown[]): Promise<unknown>;
   callback(name: string): Promise<unknown>;
-  notifyThenCall(rounds: number): Promise<{ median: number; max: number }>;
+  notifyThenCall(rounds: number): Promise<NagleTiming>;
   close(): Promise<void>;
 }
 
