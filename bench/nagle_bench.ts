@@ -99,6 +99,29 @@ Deno.bench({
   },
 });
 
+// A single message needs no notification to stall: the native client writes a frame of
+// ~1.1 KiB to 64 KiB in two pieces, and the second waits for the ACK of the first.
+const TWO_KIB = "x".repeat(2048);
+
+Deno.bench({
+  name: "native WebSocket: 2 KiB text echo",
+  group: "one 2 KiB message",
+  baseline: true,
+  n: 20, // ~40 ms each
+  warmup: 2,
+  async fn(): Promise<void> {
+    await native.call(TWO_KIB);
+  },
+});
+
+Deno.bench({
+  name: "NoDelayWebSocket: 2 KiB text echo",
+  group: "one 2 KiB message",
+  async fn(): Promise<void> {
+    await noDelay.call(TWO_KIB);
+  },
+});
+
 Deno.bench({
   name: "native WebSocket: 1 MiB text echo",
   group: "1 MiB echo",
