@@ -37,6 +37,7 @@ function denoNet(): DenoNet | undefined {
 
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
 const MAX_HEAD = 16 * 1024; // largest handshake response head accepted
+const REUSE_MAX = 4 * 1024 * 1024; // text payloads up to this size reuse one buffer
 const CLOSE_TIMEOUT_MS = 2000; // how long closing waits for the peer before dropping TCP
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1"); // one char per byte, for the response head
@@ -135,6 +136,7 @@ export class NoDelayWebSocket implements WebSocketLike {
   #start = 0;
   #end = 0;
   #payload?: Uint8Array<ArrayBuffer>; // a frame payload too big for #buf, filled in place
+  #spare = new Uint8Array(0); // reused for text payloads too big for #buf
   #filled = 0;
   #opcode = 0;
   #fin = false;
@@ -350,12 +352,23 @@ export class NoDelayWebSocket implements WebSocketLike {
         const data = buf.subarray(this.#start - length, this.#start);
         this.#frame(opcode, fin, data, false);
       } else {
-        this.#payload = new Uint8Array(length);
+        this.#payload = this.#payloadBuffer(opcode === 1 && fin, length);
         this.#payload.set(buf.subarray(this.#start, this.#end));
         this.#filled = this.#end - this.#start;
         [this.#opcode, this.#fin, this.#start, this.#end] = [opcode, fin, 0, 0];
       }
     }
+  }
+
+  /**
+   * Room for a payload too big for #buf. A whole text message reuses one buffer: it becomes a
+   * string at once, and a fresh buffer per large message costs page faults and garbage
+   * collections (~10 % of a 1 MiB echo). Binary data is handed out, so it gets its own.
+   */
+  #payloadBuffer(text: boolean, length: number): Uint8Array<ArrayBuffer> {
+    if (!text || length > REUSE_MAX) return new Uint8Array(length);
+    if (this.#spare.length < length) this.#spare = new Uint8Array(length);
+    return this.#spare.subarray(0, length);
   }
 
   /** One frame; `owned` says whether `data` may be kept (else it is a view of #buf). */

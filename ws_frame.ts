@@ -56,12 +56,19 @@ export function maskPayload(buf: Uint8Array, words: Uint32Array, at: number, len
 }
 
 /**
- * One final, masked client frame (§5.2, §5.3) with a fresh mask, in a buffer of its own. Text is
- * UTF-8 encoded straight into the frame: in Deno `encodeInto` is far faster than `encode` for
- * large strings.
+ * One final, masked client frame (§5.2, §5.3) with a fresh mask: in `scratch` when it is large
+ * enough for ASCII text, else in a buffer of its own. Text is UTF-8 encoded straight into the
+ * frame: in Deno `encodeInto` is far faster than `encode` for large strings.
  */
-export function encodeFrame(opcode: number, data: string | Uint8Array): Uint8Array {
-  let out = new Uint8Array(PAD + data.length), length = data.length;
+export function encodeFrame(
+  opcode: number,
+  data: string | Uint8Array,
+  scratch?: Uint8Array,
+): Uint8Array {
+  let out = scratch && scratch.length >= PAD + data.length
+      ? scratch
+      : new Uint8Array(PAD + data.length),
+    length = data.length;
   if (typeof data === "string") { // a byte per UTF-16 unit suffices for ASCII
     const { read, written } = encoder.encodeInto(data, out.subarray(PAD));
     length = written;
@@ -76,10 +83,10 @@ export function encodeFrame(opcode: number, data: string | Uint8Array): Uint8Arr
   const head = length < 126 ? 2 : length < 65536 ? 4 : 10, start = PAD - 4 - head;
   out[start] = 0x80 | opcode;
   out[start + 1] = 0x80 | (head === 2 ? length : head === 4 ? 126 : 127);
-  if (head === 4) new DataView(out.buffer).setUint16(start + 2, length);
-  if (head === 10) new DataView(out.buffer).setBigUint64(start + 2, BigInt(length));
+  if (head === 4) new DataView(out.buffer, out.byteOffset).setUint16(start + 2, length);
+  if (head === 10) new DataView(out.buffer, out.byteOffset).setBigUint64(start + 2, BigInt(length));
   nextMask(out, PAD - 4);
-  maskPayload(out, new Uint32Array(out.buffer, 0, out.length >>> 2), PAD, length);
+  maskPayload(out, new Uint32Array(out.buffer, out.byteOffset, out.length >>> 2), PAD, length);
   return out.subarray(start, PAD + length);
 }
 

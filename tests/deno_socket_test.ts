@@ -189,6 +189,32 @@ Deno.test("binary messages arrive as ArrayBuffer (and as Blob by default)", asyn
   await finish(socket, closed, server);
 });
 
+Deno.test("large messages back to back keep their bytes although large buffers are reused", async () => {
+  const { url, server } = echoServer();
+  const socket = new NoDelayWebSocket(url);
+  socket.binaryType = "arraybuffer";
+  const { opened, closed, next } = watch(socket);
+  await opened;
+  // Sent in one turn: the second and third cannot reuse the first's buffer, still unwritten.
+  const texts = ["a", "b", "c"].map((letter) => letter.repeat(300_000));
+  for (const text of texts) socket.send(text);
+  for (const text of texts) assert.equal(await next(), text);
+  // A binary message is handed out: a large text arriving after it must not overwrite it.
+  const bytes = new Uint8Array(300_000).map((_, i) => i % 251);
+  socket.send(bytes);
+  const binary = await next();
+  socket.send("d".repeat(300_000));
+  assert.equal(await next(), "d".repeat(300_000));
+  assert.ok(binary instanceof ArrayBuffer);
+  const received = new Uint8Array(binary);
+  // (Not deepEqual: its diff of 300,000 bytes would take minutes.)
+  assert.ok(
+    received.length === bytes.length && received.every((byte, i) => byte === bytes[i]),
+    "the binary message changed after a later text message arrived",
+  );
+  await finish(socket, closed, server);
+});
+
 Deno.test("headers reach the server and the selected subprotocol is exposed", async () => {
   const { url, server, requests } = echoServer({
     protocol: (offered) => offered.includes("mist.v2") ? "mist.v2" : undefined,
