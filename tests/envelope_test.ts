@@ -201,6 +201,39 @@ Deno.test("encodeNotification(), encodeSuccess(), encodeFailure() write the docu
   assert.equal(encodeFailure(3, 'say "hi"'), '{"id":3,"error":"say \\"hi\\""}');
 });
 
+Deno.test("the encoders write exactly what joining the JSON of each part writes", () => {
+  // The straightforward definition, kept as the oracle for the flat one-call encoders.
+  const reference = {
+    request: (id: Id, method: string, params: unknown[]) =>
+      `{"id":${id},"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`,
+    notification: (method: string, params: unknown[]) =>
+      `{"id":null,"method":${JSON.stringify(method)},"params":${JSON.stringify(params)}}`,
+    success: (id: Id, result: unknown) =>
+      `{"id":${id},"result":${JSON.stringify(result) ?? "null"}}`,
+  };
+  const value = fc.oneof(
+    fc.jsonValue(),
+    fc.constantFrom<unknown>(
+      undefined,
+      () => 1,
+      [undefined, () => 1],
+      { a: undefined, b: [undefined] },
+      new Date(0),
+      { toJSON: () => undefined },
+      { toJSON: () => "x" },
+      '\u2028\ud800"\\',
+    ),
+  );
+  fc.assert(
+    fc.property(idArb, fc.string(), fc.array(value), value, (id, method, params, result) => {
+      assert.equal(encodeRequest(id, method, params), reference.request(id, method, params));
+      assert.equal(encodeNotification(method, params), reference.notification(method, params));
+      assert.equal(encodeSuccess(id, result), reference.success(id, result));
+    }),
+    { numRuns: 500, seed: 20261127 },
+  );
+});
+
 Deno.test("encodeRequest() throws TypeError on params JSON cannot hold", () => {
   assert.throws(() => encodeRequest(1, "m", [1n]), TypeError);
   const cycle: unknown[] = [];
