@@ -157,6 +157,63 @@ export type DecodeResult =
  * ```
  */
 export function decode(text: string): DecodeResult {
+  return decodeCanonical(text) ?? decodeAny(text);
+}
+
+/**
+ * The frames Mist's own encoders write — `{"id":N,"method":"M","params":…}`,
+ * `{"id":null,"method":"M","params":…}` and `{"id":N,"result":…}` with N below 2^53 and M free of
+ * escapes — read without building the envelope object first: only the params or result go
+ * through `JSON.parse`. Anything else, or anything it is unsure of, is left to `decodeAny`.
+ */
+function decodeCanonical(text: string): DecodeResult | undefined {
+  if (!text.startsWith('{"id":') || text.charCodeAt(text.length - 1) !== 0x7d) return undefined;
+  let i = 6, id: number | null = 0;
+  if (text.startsWith("null", i)) [id, i] = [null, 10];
+  else {
+    const first = i;
+    for (let c = text.charCodeAt(i); c >= 0x30 && c <= 0x39; c = text.charCodeAt(++i)) {
+      id = id * 10 + (c - 0x30);
+    }
+    // 1 to 15 digits, no leading zero: a safe integer, written as JSON writes it.
+    if (i === first || i - first > 15 || (text.charCodeAt(first) === 0x30 && i - first > 1)) {
+      return undefined;
+    }
+  }
+  if (text.startsWith(',"method":"', i)) {
+    const start = i + 11;
+    let end = start;
+    for (let c = text.charCodeAt(end); c !== 0x22; c = text.charCodeAt(++end)) {
+      if (c < 0x20 || c === 0x5c || Number.isNaN(c)) return undefined; // control, escape, end
+    }
+    if (!text.startsWith(',"params":', end + 1)) return undefined;
+    const params = parseValue(text, end + 11);
+    if (!Array.isArray(params)) return undefined;
+    const method = text.slice(start, end);
+    return id === null
+      ? { ok: true, envelope: { kind: "notification", method, params } }
+      : { ok: true, envelope: { kind: "request", id, method, params } };
+  }
+  if (id !== null && text.startsWith(',"result":', i)) {
+    const result = parseValue(text, i + 10);
+    if (result === NOT_JSON) return undefined;
+    return { ok: true, envelope: { kind: "success", id, result } };
+  }
+  return undefined;
+}
+
+const NOT_JSON = Symbol("not JSON");
+
+/** `text[from, length - 1)` (before the closing brace) as one JSON value, or `NOT_JSON`. */
+function parseValue(text: string, from: number): unknown {
+  try {
+    return JSON.parse(text.slice(from, -1));
+  } catch {
+    return NOT_JSON;
+  }
+}
+
+function decodeAny(text: string): DecodeResult {
   let value: unknown;
   try {
     value = JSON.parse(text);

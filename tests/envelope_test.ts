@@ -351,3 +351,69 @@ Deno.test("decode() never throws on envelope-shaped objects with hostile member 
   );
   fc.assert(fc.property(frame, decodesTotally), { numRuns: 2000 });
 });
+
+Deno.test("decode() reads Mist's own frames by a shortcut that agrees with the general reader", () => {
+  // A leading space is insignificant JSON, and the shortcut only takes frames that start with
+  // `{"id":`: so decode(" " + text) is the general reader's answer, the oracle here.
+  const agrees = (text: string): void => {
+    assert.deepEqual(decode(text), decode(` ${text}`), text.slice(0, 200));
+  };
+  // Canonical frames, then the same frames cut, spliced or extended where the shortcut looks.
+  const canonical = envelopeArb.map(encode);
+  const spliced = fc.tuple(
+    canonical,
+    fc.nat(),
+    fc.nat({ max: 4 }),
+    fc.constantFrom(
+      "",
+      " ",
+      "0",
+      "00",
+      "-1",
+      "1.5",
+      "null",
+      '"',
+      "\\",
+      "\\u0041",
+      "\n",
+      "\u0000",
+      "}",
+      "{",
+      "]",
+      ",",
+      ',"id":7',
+      ',"error":"x"',
+      ',"result":1',
+      ',"method":"m"',
+      ',"params":[]',
+      '"params":',
+      "1e400",
+      "9007199254740993",
+      "1234567890123456",
+    ),
+  ).map(([text, at, cut, insert]) => {
+    const i = at % (text.length + 1);
+    return text.slice(0, i) + insert + text.slice(i + cut);
+  });
+  fc.assert(fc.property(canonical, agrees), { numRuns: 1000, seed: 20261127 });
+  fc.assert(fc.property(spliced, agrees), { numRuns: 5000, seed: 20261127 });
+  for (
+    const text of [
+      '{"id":0,"method":"m","params":[]}',
+      '{"id":007,"method":"m","params":[]}',
+      '{"id":123456789012345,"result":1}',
+      '{"id":1234567890123456,"result":1}',
+      '{"id":1,"method":"a\\"b","params":[]}',
+      '{"id":1,"method":"m","params":{}}',
+      '{"id":1,"method":"m","params":[1] }',
+      '{"id":1,"method":"m","params":[1]},',
+      '{"id":1,"method":"m","params":[1],"id":2}',
+      '{"id":1,"result":1,"error":"e"}',
+      '{"id":null,"result":1}',
+      '{"id":null,"method":"m","params":[1]}',
+      '{"id":1,"method":"m"',
+      '{"id":1,"method":"',
+      '{"id":}',
+    ]
+  ) agrees(text);
+});
