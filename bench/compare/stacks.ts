@@ -76,11 +76,13 @@ export const STACKS: readonly StackInfo[] = [
     permissions: DENO_NET,
     note: "newWebSocketRpcSession on Deno.upgradeWebSocket and on Deno's WebSocket client " +
       "(Nagle on: a call is two frames, push and pull, so the pull waits for a delayed ACK); " +
-      "a tenth of the sequential calls, as each takes ~44 ms",
+      "a tenth of the sequential and pipelined calls, as a call takes ~44 ms",
     shrink: (plan) => ({
       ...plan,
       sequentialWarmup: Math.ceil(plan.sequentialWarmup / 10),
       sequentialCalls: Math.ceil(plan.sequentialCalls / 10),
+      pipelinedWarmup: Math.ceil(plan.pipelinedWarmup / 10),
+      pipelinedCalls: Math.ceil(plan.pipelinedCalls / 10),
     }),
   },
   {
