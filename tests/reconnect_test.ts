@@ -113,6 +113,11 @@ class RestartableServer {
     this.release.resolve();
     await this.server.shutdown();
   }
+
+  /** `await using servers = new RestartableServer()` disposes it. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose();
+  }
 }
 
 /** A client of `servers` with the heartbeat off and a silent logger. */
@@ -298,140 +303,110 @@ Deno.test("Client gives up an attempt that does not open within connectTimeoutMs
 // Reconnecting to a restarted server, over real loopback sockets
 
 Deno.test("Client rejects calls in flight at the drop with DisconnectedError", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const inFlight = client.call("hang", ["x"]);
-    const signal = await servers.hangStarted(0);
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await assert.rejects(inFlight, (error: unknown) => {
-      assert.ok(error instanceof DisconnectedError, String(error));
-      assert.equal(error.closeCode, 1001);
-      assert.equal(error.closeReason, "Server shutting down");
-      assert.equal(error.method, "hang");
-      return true;
-    });
-    assert.ok(signal.aborted, "the server's handler was told");
-    const event = await reconnecting;
-    assert.equal(event.attempt, 1);
-    assert.equal(event.delayMs, 100);
-    assert.equal(client.peer, undefined);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const inFlight = client.call("hang", ["x"]);
+  const signal = await servers.hangStarted(0);
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await assert.rejects(inFlight, (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError, String(error));
+    assert.equal(error.closeCode, 1001);
+    assert.equal(error.closeReason, "Server shutting down");
+    assert.equal(error.method, "hang");
+    return true;
+  });
+  assert.ok(signal.aborted, "the server's handler was told");
+  const event = await reconnecting;
+  assert.equal(event.attempt, 1);
+  assert.equal(event.delayMs, 100);
+  assert.equal(client.peer, undefined);
 });
 
 Deno.test("Client delivers calls made while reconnecting to the server restarted on a new port with a new secret", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    assert.deepEqual(await client.call("echo", ["before"]), [1, "before"]);
-    const oldPort = servers.server.port;
-    const oldSecret = servers.secret.toHex();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  assert.deepEqual(await client.call("echo", ["before"]), [1, "before"]);
+  const oldPort = servers.server.port;
+  const oldSecret = servers.secret.toHex();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
 
-    const later = [client.call("echo", ["a"]), client.call("echo", ["b"])];
-    assert.equal(client.stats.waitingCalls, 2);
-    const opened = nextState(client, "open");
-    servers.start();
-    assert.notEqual(servers.server.port, oldPort);
-    assert.notEqual(servers.secret.toHex(), oldSecret);
+  const later = [client.call("echo", ["a"]), client.call("echo", ["b"])];
+  assert.equal(client.stats.waitingCalls, 2);
+  const opened = nextState(client, "open");
+  servers.start();
+  assert.notEqual(servers.server.port, oldPort);
+  assert.notEqual(servers.secret.toHex(), oldSecret);
 
-    assert.deepEqual(await Promise.all(later), [[2, "a"], [2, "b"]]);
-    const open = await opened;
-    assert.ok(open.attempt >= 1);
-    assert.equal(client.state, "open");
-    assert.equal(client.stats.waitingCalls, 0);
-    assert.equal(client.peer!.stats.pendingCalls, 0);
-    assert.ok(servers.providerCalls >= 2, "the provider was asked again");
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  assert.deepEqual(await Promise.all(later), [[2, "a"], [2, "b"]]);
+  const open = await opened;
+  assert.ok(open.attempt >= 1);
+  assert.equal(client.state, "open");
+  assert.equal(client.stats.waitingCalls, 0);
+  assert.equal(client.peer!.stats.pendingCalls, 0);
+  assert.ok(servers.providerCalls >= 2, "the provider was asked again");
 });
 
 Deno.test("Client.call() with timeoutMs made while reconnecting goes out after the reconnect", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    // The time left is handed to the connection's peer once open; it must still be accepted.
-    const call = client.call("echo", ["timed"], { timeoutMs: 5000 });
-    assert.equal(client.stats.waitingCalls, 1);
-    servers.start();
-    assert.deepEqual(await call, [2, "timed"]);
-    assert.equal(client.peer!.stats.pendingCalls, 0);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  // The time left is handed to the connection's peer once open; it must still be accepted.
+  const call = client.call("echo", ["timed"], { timeoutMs: 5000 });
+  assert.equal(client.stats.waitingCalls, 1);
+  servers.start();
+  assert.deepEqual(await call, [2, "timed"]);
+  assert.equal(client.peer!.stats.pendingCalls, 0);
 });
 
 Deno.test("Client.call() with timeoutMs made before the first connection opened is delivered", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    assert.equal(client.state, "connecting");
-    assert.deepEqual(await client.call("echo", ["first"], { timeoutMs: 5000 }), [1, "first"]);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  assert.equal(client.state, "connecting");
+  assert.deepEqual(await client.call("echo", ["first"], { timeoutMs: 5000 }), [1, "first"]);
 });
 
 Deno.test("Client.call() retried as soon as an in-flight call failed with DisconnectedError waits for the reconnect", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const inFlight = client.call("hang");
-    await servers.hangStarted(0);
-    const stopped = servers.stop();
-    // A supervisor that retries on DisconnectedError, right in its catch block.
-    const retried = Promise.allSettled([
-      inFlight.catch((error) => {
-        assert.ok(error instanceof DisconnectedError, String(error));
-        return client.call("echo", ["retry"]);
-      }),
-    ]);
-    await stopped;
-    servers.start();
-    assert.deepEqual(await retried, [{ status: "fulfilled", value: [2, "retry"] }]);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const inFlight = client.call("hang");
+  await servers.hangStarted(0);
+  const stopped = servers.stop();
+  // A supervisor that retries on DisconnectedError, right in its catch block.
+  const retried = Promise.allSettled([
+    inFlight.catch((error) => {
+      assert.ok(error instanceof DisconnectedError, String(error));
+      return client.call("echo", ["retry"]);
+    }),
+  ]);
+  await stopped;
+  servers.start();
+  assert.deepEqual(await retried, [{ status: "fulfilled", value: [2, "retry"] }]);
 });
 
 Deno.test("Client.notify() right after an in-flight call failed with DisconnectedError is queued, not thrown", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const inFlight = client.call("hang");
-    await servers.hangStarted(0);
-    const stopped = servers.stop();
-    const notified = Promise.allSettled([
-      inFlight.catch(() => client.notify("note", ["after drop"])),
-    ]);
-    await stopped;
-    assert.deepEqual(await notified, [{ status: "fulfilled", value: undefined }]);
-    servers.start();
-    assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
-    assert.deepEqual(servers.notes[2], [["after drop"]]);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const inFlight = client.call("hang");
+  await servers.hangStarted(0);
+  const stopped = servers.stop();
+  const notified = Promise.allSettled([
+    inFlight.catch(() => client.notify("note", ["after drop"])),
+  ]);
+  await stopped;
+  assert.deepEqual(await notified, [{ status: "fulfilled", value: undefined }]);
+  servers.start();
+  assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
+  assert.deepEqual(servers.notes[2], [["after drop"]]);
 });
 
 Deno.test("Client.close() during the first connection attempt leaves no socket open", async () => {
@@ -526,200 +501,155 @@ Deno.test("Client asks the provider before every attempt, so a stale secret is r
 });
 
 Deno.test("Client sends notifications queued while disconnected in order after reconnecting", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    for (let i = 1; i <= 5; i++) client.notify("note", [i]);
-    assert.deepEqual(client.stats, {
-      waitingCalls: 0,
-      queuedNotifications: 5,
-      droppedNotifications: 0,
-    });
-    servers.start();
-    // A call made after the notifications goes out after them on the same socket.
-    assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
-    assert.deepEqual(servers.notes[2], [[1], [2], [3], [4], [5]]);
-    assert.equal(client.stats.queuedNotifications, 0);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  for (let i = 1; i <= 5; i++) client.notify("note", [i]);
+  assert.deepEqual(client.stats, {
+    waitingCalls: 0,
+    queuedNotifications: 5,
+    droppedNotifications: 0,
+  });
+  servers.start();
+  // A call made after the notifications goes out after them on the same socket.
+  assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
+  assert.deepEqual(servers.notes[2], [[1], [2], [3], [4], [5]]);
+  assert.equal(client.stats.queuedNotifications, 0);
 });
 
 Deno.test("Client drops the oldest queued notifications beyond maxQueuedNotifications and counts them", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers, { maxQueuedNotifications: 3 });
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    for (let i = 1; i <= 7; i++) client.notify("note", [i]);
-    assert.deepEqual(client.stats, {
-      waitingCalls: 0,
-      queuedNotifications: 3,
-      droppedNotifications: 4,
-    });
-    servers.start();
-    assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
-    assert.deepEqual(servers.notes[2], [[5], [6], [7]]);
-    assert.equal(client.stats.droppedNotifications, 4);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers, { maxQueuedNotifications: 3 });
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  for (let i = 1; i <= 7; i++) client.notify("note", [i]);
+  assert.deepEqual(client.stats, {
+    waitingCalls: 0,
+    queuedNotifications: 3,
+    droppedNotifications: 4,
+  });
+  servers.start();
+  assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
+  assert.deepEqual(servers.notes[2], [[5], [6], [7]]);
+  assert.equal(client.stats.droppedNotifications, 4);
 });
 
 Deno.test("Client with maxQueuedNotifications: 0 drops and counts every notification while disconnected", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers, { maxQueuedNotifications: 0 });
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    client.notify("note", [1]);
-    client.notify("note", [2]);
-    assert.deepEqual(client.stats, {
-      waitingCalls: 0,
-      queuedNotifications: 0,
-      droppedNotifications: 2,
-    });
-    servers.start();
-    assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
-    assert.deepEqual(servers.notes[2], []);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers, { maxQueuedNotifications: 0 });
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  client.notify("note", [1]);
+  client.notify("note", [2]);
+  assert.deepEqual(client.stats, {
+    waitingCalls: 0,
+    queuedNotifications: 0,
+    droppedNotifications: 2,
+  });
+  servers.start();
+  assert.deepEqual(await client.call("echo", ["flush"]), [2, "flush"]);
+  assert.deepEqual(servers.notes[2], []);
 });
 
 Deno.test("Client with failFast rejects calls at once while disconnected", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers, { failFast: true });
-  try {
-    // Not client.opened(): with failFast it rejects while connecting (see the next test).
-    if (client.state !== "open") await nextState(client, "open");
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    const call = client.call("echo", ["x"]);
-    assert.equal(client.stats.waitingCalls, 0, "nothing waits");
-    await assert.rejects(call, (error: unknown) => {
-      assert.ok(error instanceof DisconnectedError, String(error));
-      assert.equal(error.closeCode, 1006);
-      assert.equal(error.method, "echo");
-      return true;
-    });
-    assert.equal(client.state, "reconnecting", "rejected before any new attempt finished");
-    const opened = nextState(client, "open");
-    servers.start();
-    await opened;
-    assert.deepEqual(await client.call("echo", ["y"]), [2, "y"]);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers, { failFast: true });
+  // Not client.opened(): with failFast it rejects while connecting (see the next test).
+  if (client.state !== "open") await nextState(client, "open");
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  const call = client.call("echo", ["x"]);
+  assert.equal(client.stats.waitingCalls, 0, "nothing waits");
+  await assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError, String(error));
+    assert.equal(error.closeCode, 1006);
+    assert.equal(error.method, "echo");
+    return true;
+  });
+  assert.equal(client.state, "reconnecting", "rejected before any new attempt finished");
+  const opened = nextState(client, "open");
+  servers.start();
+  await opened;
+  assert.deepEqual(await client.call("echo", ["y"]), [2, "y"]);
 });
 
 Deno.test("Client.opened() with failFast waits for the connection instead of rejecting", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers, { failFast: true });
-  try {
-    assert.equal(client.state, "connecting");
-    // failFast is documented for calls; opened() is how an application waits for the link.
-    await client.opened();
-    assert.equal(client.state, "open");
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers, { failFast: true });
+  assert.equal(client.state, "connecting");
+  // failFast is documented for calls; opened() is how an application waits for the link.
+  await client.opened();
+  assert.equal(client.state, "open");
 });
 
 Deno.test("Client.call() waiting for a connection rejects with TimeoutError after its timeoutMs", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    await assert.rejects(client.call("echo", [], { timeoutMs: 20 }), (error: unknown) => {
-      assert.ok(error instanceof DOMException, String(error));
-      assert.equal(error.name, "TimeoutError");
-      return true;
-    });
-    assert.equal(client.stats.waitingCalls, 0);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  await assert.rejects(client.call("echo", [], { timeoutMs: 20 }), (error: unknown) => {
+    assert.ok(error instanceof DOMException, String(error));
+    assert.equal(error.name, "TimeoutError");
+    return true;
+  });
+  assert.equal(client.stats.waitingCalls, 0);
 });
 
 Deno.test("Client.call() waiting for a connection rejects with the signal's reason when aborted", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    const controller = new AbortController();
-    const call = client.call("echo", [], { signal: controller.signal });
-    assert.equal(client.stats.waitingCalls, 1);
-    const reason = new Error("user navigated away");
-    controller.abort(reason);
-    await assert.rejects(call, (error: unknown) => error === reason);
-    assert.equal(client.stats.waitingCalls, 0);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  const controller = new AbortController();
+  const call = client.call("echo", [], { signal: controller.signal });
+  assert.equal(client.stats.waitingCalls, 1);
+  const reason = new Error("user navigated away");
+  controller.abort(reason);
+  await assert.rejects(call, (error: unknown) => error === reason);
+  assert.equal(client.stats.waitingCalls, 0);
 });
 
 Deno.test("Client.call() with an invalid timeoutMs while reconnecting rejects with RangeError and leaves no waiter", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    await assert.rejects(client.call("echo", [], { timeoutMs: -1 }), RangeError);
-    assert.equal(client.stats.waitingCalls, 0);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  await assert.rejects(client.call("echo", [], { timeoutMs: -1 }), RangeError);
+  assert.equal(client.stats.waitingCalls, 0);
 });
 
 Deno.test("Client.close() rejects calls waiting for a connection with ClosedError", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
-    const call = client.call("echo");
-    client.notify("note", [1]);
-    const closed = nextState(client, "closed");
-    await client.close();
-    await assert.rejects(call, ClosedError);
-    assert.equal((await closed).state, "closed");
-    assert.deepEqual(client.stats, {
-      waitingCalls: 0,
-      queuedNotifications: 0,
-      droppedNotifications: 0,
-    });
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await servers.stop();
+  await reconnecting;
+  const call = client.call("echo");
+  client.notify("note", [1]);
+  const closed = nextState(client, "closed");
+  await client.close();
+  await assert.rejects(call, ClosedError);
+  assert.equal((await closed).state, "closed");
+  assert.deepEqual(client.stats, {
+    waitingCalls: 0,
+    queuedNotifications: 0,
+    droppedNotifications: 0,
+  });
 });
 
 Deno.test("StateChangeEvent reports connecting, open, reconnecting, open, closed in order", async () => {
