@@ -17,7 +17,7 @@
  */
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
 import { checkHandshake, handshakeRequest } from "./ws_handshake.ts";
-import { concat, decodeText, validCloseCode } from "./ws_frame.ts";
+import { concat, decodeText, REUSE_MAX, validCloseCode } from "./ws_frame.ts";
 import { FrameWriter } from "./ws_writer.ts";
 
 /** The part of Deno's TCP API used here. */
@@ -37,7 +37,6 @@ function denoNet(): DenoNet | undefined {
 
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
 const MAX_HEAD = 16 * 1024; // largest handshake response head accepted
-const REUSE_MAX = 4 * 1024 * 1024; // text payloads up to this size reuse one buffer
 const CLOSE_TIMEOUT_MS = 2000; // how long closing waits for the peer before dropping TCP
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1"); // one char per byte, for the response head

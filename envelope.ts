@@ -440,8 +440,8 @@ export function encodeNotification(
 export function encodeSuccess(id: Id, result: unknown): string {
   if (typeof id === "number") { // flat, as in encodeRequest
     const text = JSON.stringify({ id, result });
-    // A value with no JSON form (undefined, a function) drops the key: `{"id":N}`.
-    return text.length === 7 + String(id).length ? `{"id":${id},"result":null}` : text;
+    // A value with no JSON form (undefined, a function) drops the key: `{"id":N}`, no comma.
+    return text.indexOf(",", 6) < 0 ? `{"id":${id},"result":null}` : text;
   }
   return `{"id":${id},"result":${JSON.stringify(result) ?? "null"}}`;
 }

@@ -35,6 +35,26 @@ export function nextMask(buf: Uint8Array, at: number): void {
   buf.set(masks.subarray(maskAt, maskAt += 4), at);
 }
 
+/** Payloads up to this size reuse one buffer each way in `deno_socket.ts` (text only). */
+export const REUSE_MAX: number = 4 * 1024 * 1024;
+
+/** Bytes of a client frame's head for a payload of `length` bytes, mask key excluded (§5.2). */
+export function headSize(length: number): number {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10;
+}
+
+/** Writes a final frame's head (FIN, opcode, MASK, shortest payload length) at `buf[start]`. */
+export function writeHead(buf: Uint8Array, start: number, opcode: number, length: number): void {
+  const head = headSize(length);
+  buf[start] = 0x80 | opcode;
+  buf[start + 1] = 0x80 | (head === 2 ? length : head === 4 ? 126 : 127);
+  if (head === 4) {
+    buf[start + 2] = length >>> 8;
+    buf[start + 3] = length & 0xff;
+  }
+  if (head === 10) new DataView(buf.buffer, buf.byteOffset).setBigUint64(start + 2, BigInt(length));
+}
+
 const key = new Uint8Array(4); // the key turned to the alignment of the payload's words
 const key32 = new Uint32Array(key.buffer);
 
@@ -80,11 +100,8 @@ export function encodeFrame(
       out = grown;
     }
   } else out.set(data, PAD);
-  const head = length < 126 ? 2 : length < 65536 ? 4 : 10, start = PAD - 4 - head;
-  out[start] = 0x80 | opcode;
-  out[start + 1] = 0x80 | (head === 2 ? length : head === 4 ? 126 : 127);
-  if (head === 4) new DataView(out.buffer, out.byteOffset).setUint16(start + 2, length);
-  if (head === 10) new DataView(out.buffer, out.byteOffset).setBigUint64(start + 2, BigInt(length));
+  const start = PAD - 4 - headSize(length);
+  writeHead(out, start, opcode, length);
   nextMask(out, PAD - 4);
   maskPayload(out, new Uint32Array(out.buffer, out.byteOffset, out.length >>> 2), PAD, length);
   return out.subarray(start, PAD + length);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { concat, encodeFrame, maskPayload, nextMask } from "./ws_frame.ts";
+import { concat, encodeFrame, maskPayload, nextMask, REUSE_MAX, writeHead } from "./ws_frame.ts";
 
 /** Size of a pooled buffer; a run of small frames shares one until it is full or written. */
 const POOL = 64 * 1024;
@@ -14,8 +14,6 @@ const POOL = 64 * 1024;
 const SMALL_TEXT = 4096;
 /** Below this many units the encoding loop beats a `TextEncoder` call for ASCII text. */
 const LOOP_TEXT = 128;
-/** Text of at most this many units reuses one buffer, when no earlier frame still uses it. */
-const REUSE_MAX = 4 * 1024 * 1024;
 /** Frames handed out by one `next()` are joined up to this many bytes. */
 const COALESCE = 64 * 1024;
 
@@ -155,7 +153,7 @@ export class FrameWriter {
     }
     const pool = this.#pool, start = this.#to;
     // Payload bytes ≥ units, and < 65536 here: the head is 2 bytes if ASCII and short, else 4.
-    let head = units < 126 ? 2 : 4, at = start + head + 4, length = -1;
+    let at = start + (units < 126 ? 2 : 4) + 4, length = -1;
     if (units <= LOOP_TEXT) {
       length = units;
       for (let i = 0; i < units; i++) {
@@ -169,19 +167,12 @@ export class FrameWriter {
     }
     if (length < 0) {
       length = encoder.encodeInto(data, pool.subarray(at, at + 3 * units)).written;
-      if (head === 2 && length >= 126) { // non-ASCII pushed it over: move the payload up
+      if (units < 126 && length >= 126) { // non-ASCII pushed it over: move the payload up
         pool.copyWithin(at + 2, at, at + length);
-        head = 4;
         at += 2;
       }
     }
-    pool[start] = 0x81; // FIN, text
-    if (head === 2) pool[start + 1] = 0x80 | length;
-    else {
-      pool[start + 1] = 0x80 | 126;
-      pool[start + 2] = length >>> 8;
-      pool[start + 3] = length & 0xff;
-    }
+    writeHead(pool, start, 1, length);
     nextMask(pool, at - 4);
     maskPayload(pool, this.#words, at, length);
     this.#to = at + length;
