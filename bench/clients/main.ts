@@ -16,6 +16,7 @@ import { Client, HandlerRegistry, serveLocal, SharedSecret } from "../../mod.ts"
 import { consoleLogger } from "../../log.ts";
 import { build } from "../../tools/build.ts";
 import { measure } from "./measure.js";
+import { median } from "../compare/stats.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 /** Rounds for the fast clients; the native Deno socket pays ~40 ms a round, so it gets fewer. */
@@ -43,11 +44,6 @@ const registry = new HandlerRegistry()
 const server = serveLocal({ secret, registry, logger: consoleLogger("error") });
 const endpoint = { url: server.url, secret: secret.toHex() };
 const dist = await Deno.makeTempDir({ prefix: "mist-bench-clients-" });
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-}
 
 function deadline<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
