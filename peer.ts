@@ -138,6 +138,8 @@ export interface PeerStats {
   readonly binaryFrames: number;
   /** Requests answered "overloaded" and notifications dropped over `maxInFlight`. */
   readonly overloaded: number;
+  /** Frames received, of every kind: the server's idle check watches it move. */
+  readonly receivedFrames: number;
 }
 
 /** How a peer's connection ended. */
@@ -245,6 +247,7 @@ export class Peer implements Caller, Disposable {
   #closeInfo: CloseInfo | undefined;
   #resolveClosed!: (info: CloseInfo) => void;
   #counts = { dropped: 0, rejected: 0, binary: 0, overloaded: 0 };
+  #received = 0;
 
   /** Resolves once, when the connection has closed (either side, any reason). */
   readonly closed: Promise<CloseInfo>;
@@ -283,6 +286,7 @@ export class Peer implements Caller, Disposable {
       rejectedFrames: this.#counts.rejected,
       binaryFrames: this.#counts.binary,
       overloaded: this.#counts.overloaded,
+      receivedFrames: this.#received,
     };
   }
 
@@ -441,6 +445,7 @@ export class Peer implements Caller, Disposable {
   }
 
   #onFrame(data: Frame): void {
+    this.#received++;
     if (typeof data !== "string") {
       // Reserved for phase 2 (length-prefixed protobuf batches); see PROTOCOL.md.
       this.#counts.binary++;

@@ -16,13 +16,15 @@
 
 import { checkInt } from "./_options.ts";
 import { authorize, type AuthPolicy, DEFAULT_ALLOWED_ORIGINS, isLoopbackHost } from "./auth.ts";
+import { type Clock, realClock } from "./clock.ts";
+import { IdleWatch } from "./idle_watch.ts";
 import { Peer, type PeerOptions, resolvePeerOptions } from "./peer.ts";
 import type { SharedSecret } from "./secret.ts";
 import { WebSocketTransport } from "./transport.ts";
 
 /** Default {@linkcode ServeLocalOptions.hostname}. */
 export const DEFAULT_HOSTNAME = "127.0.0.1";
-/** Default {@linkcode ServeLocalOptions.idleTimeoutMs}: Deno's own ping/pong default. */
+/** Default {@linkcode ServeLocalOptions.idleTimeoutMs}: as Deno's own WebSocket idle timeout. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 /** Default {@linkcode ServeLocalOptions.shutdownGraceMs}. */
 export const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
@@ -45,12 +47,17 @@ export interface ServeLocalOptions extends PeerOptions {
   allowedOrigins?: readonly string[];
   /** Also read the secret from `?secret=` (older webview code). @default false */
   allowQuerySecret?: boolean;
-  /** Deno's ping/pong: a silent client is dropped after this (rounded up to seconds; 0 off). @default {30000} */
+  /**
+   * A client that sends nothing for half of this is sent a `$/ping` request; if it still sends
+   * nothing for the other half, it is closed with 1001 (0: never). @default {30000}
+   */
   idleTimeoutMs?: number;
   /** How long `shutdown()` lets running handlers finish. @default {5000} */
   shutdownGraceMs?: number;
   /** Connections at once; more are refused with HTTP 503. @default {1024} */
   maxConnections?: number;
+  /** Where the idle check's timer comes from. @default the global timers */
+  clock?: Clock;
   /** Called with each new connection's peer, e.g. to call the client. */
   onConnection?: (peer: Peer) => void;
   /** Aborting it shuts the server down. */
@@ -122,9 +129,7 @@ export function serveLocal(options: ServeLocalOptions = {}): LocalServer {
     throw new TypeError("Cannot serve: no secret (pass one, or set insecureNoSecret explicitly)");
   }
   const port = checkInt("port", options.port, 0, 0, 65535);
-  const idleSeconds = Math.ceil(
-    checkInt("idleTimeoutMs", options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0) / 1000,
-  );
+  const idleMs = checkInt("idleTimeoutMs", options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0);
   const graceMs = checkInt(
     "shutdownGraceMs",
     options.shutdownGraceMs,
@@ -148,6 +153,7 @@ export function serveLocal(options: ServeLocalOptions = {}): LocalServer {
 
   const sockets = new Set<WebSocket>();
   const peers = new Set<Peer>();
+  const idle = idleMs > 0 ? new IdleWatch(idleMs, options.clock ?? realClock) : undefined;
   let nextConnection = 1;
   let stopping: Promise<void> | undefined;
 
@@ -162,16 +168,18 @@ export function serveLocal(options: ServeLocalOptions = {}): LocalServer {
     const from = addressOf(info.remoteAddr); // read now: the request is gone once upgraded
     const { socket, response } = Deno.upgradeWebSocket(request, {
       protocol: verdict.protocol,
-      idleTimeout: idleSeconds,
+      idleTimeout: 0, // IdleWatch instead: Deno's re-arms a timer on every message
     });
     const id = nextConnection++;
     sockets.add(socket);
     socket.addEventListener("open", () => {
       const peer = new Peer(new WebSocketTransport(socket), peerOptions);
       peers.add(peer);
+      if (!stopping) idle?.watch(peer);
       logger.info(`Connection ${id} opened from ${from}`);
       peer.closed.then(({ code }) => {
         peers.delete(peer);
+        idle?.forget(peer);
         logger.info(`Connection ${id} closed (${code})`);
       });
       options.onConnection?.(peer);
@@ -182,6 +190,7 @@ export function serveLocal(options: ServeLocalOptions = {}): LocalServer {
 
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
+      idle?.stop();
       await Promise.all([...peers].map((peer) => peer.drain(graceMs)));
       for (const peer of peers) peer.close(1001, "Server shutting down");
       for (const socket of sockets) if (socket.readyState === WebSocket.CONNECTING) socket.close();

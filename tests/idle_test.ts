@@ -1,0 +1,130 @@
+/**
+ * The server's idle check over real loopback sockets, its timer driven by a fake clock: a quiet
+ * client is sent `$/ping`, a client that answers (or sends anything) stays, a silent one is
+ * closed with 1001.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { Client } from "../client.ts";
+import { IDLE_CLOSE_REASON } from "../idle_watch.ts";
+import type { Peer } from "../peer.ts";
+import { FakeClock } from "./_fake_clock.ts";
+import { quiet, ScriptedPeer, startServer, type TestServer, within } from "./_helpers.ts";
+
+const IDLE_MS = 1000;
+const PERIOD_MS = IDLE_MS / 2;
+
+/** A server with the fake clock, one scripted client, and the server's peer for it. */
+async function setup(
+  clock: FakeClock,
+): Promise<{ t: TestServer; scripted: ScriptedPeer; peer: Peer }> {
+  const t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  return { t, scripted, peer: await t.nextPeer() };
+}
+
+/** Reads the next frame and checks that it is a `$/ping` request; returns its id. */
+async function nextPing(scripted: ScriptedPeer): Promise<number> {
+  const frame = JSON.parse(await within(scripted.next(), "the server's $/ping"));
+  assert.equal(frame.method, "$/ping");
+  assert.deepEqual(frame.params, []);
+  assert.equal(typeof frame.id, "number");
+  return frame.id;
+}
+
+Deno.test("serveLocal() pings a quiet client each silent period and keeps it while it answers", async () => {
+  const clock = new FakeClock();
+  const { t, scripted, peer } = await setup(clock);
+  assert.deepEqual(clock.pending.map(({ delay }) => delay), [PERIOD_MS]);
+  for (let round = 1; round <= 3; round++) {
+    clock.advance(PERIOD_MS); // a period with no frame: ping
+    assert.equal(peer.stats.pendingCalls, 1);
+    const id = await nextPing(scripted);
+    scripted.send(JSON.stringify({ id, result: null }));
+    // Frames are handled in order: once this echo is answered, the server has read the answer.
+    assert.deepEqual(await scripted.echo(round), { id: round, result: ["still here"] });
+    assert.equal(peer.stats.pendingCalls, 0);
+    clock.advance(PERIOD_MS); // frames came: neither a close nor another ping
+    assert.equal(peer.closeInfo, undefined);
+    assert.equal(peer.stats.pendingCalls, 0);
+  }
+  assert.equal(scripted.received.filter((frame) => frame.includes("$/ping")).length, 3);
+  await scripted.close();
+  await t.server.shutdown();
+  assert.deepEqual(clock.pending, []);
+});
+
+Deno.test("serveLocal() closes a client that sends nothing for a period after a ping with 1001", async () => {
+  const clock = new FakeClock();
+  const { t, scripted, peer } = await setup(clock);
+  clock.advance(PERIOD_MS);
+  await nextPing(scripted);
+  clock.advance(PERIOD_MS);
+  assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
+  assert.deepEqual(await within(scripted.closed, "the close"), {
+    code: 1001,
+    reason: IDLE_CLOSE_REASON,
+  });
+  assert.deepEqual(clock.pending, [], "no connection left to watch, so no timer");
+  await t.server.shutdown();
+});
+
+Deno.test("serveLocal() counts any frame as life: a client that never answers stays while it sends", async () => {
+  const clock = new FakeClock();
+  const { t, scripted, peer } = await setup(clock);
+  clock.advance(PERIOD_MS);
+  await nextPing(scripted);
+  scripted.send('{"id":null,"method":"nope","params":[]}');
+  await scripted.echo(1);
+  clock.advance(PERIOD_MS);
+  assert.equal(peer.closeInfo, undefined);
+  assert.equal(peer.stats.pendingCalls, 1, "the first ping is still out; no second one");
+  clock.advance(PERIOD_MS); // silent now, with the ping unanswered
+  assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
+  assert.equal((await within(scripted.closed, "the close")).code, 1001);
+  await t.server.shutdown();
+});
+
+Deno.test("serveLocal() pings a Mist client with heartbeat off, and the client answers by itself", async () => {
+  const clock = new FakeClock();
+  const t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  const client = new Client(t.server.url, { secret: t.secret, heartbeat: false, logger: quiet });
+  try {
+    assert.deepEqual(await client.call("echo", [1]), [1]);
+    const peer = await t.nextPeer();
+    clock.advance(PERIOD_MS); // the echo was a frame
+    assert.equal(peer.stats.pendingCalls, 0);
+    clock.advance(PERIOD_MS);
+    assert.equal(peer.stats.pendingCalls, 1);
+    // The client answers the ping as it reads it; a call sent after that answer is read after it.
+    await client.call("echo", [2]);
+    await client.call("echo", [3]);
+    assert.equal(peer.stats.pendingCalls, 0);
+    clock.advance(PERIOD_MS);
+    assert.equal(peer.closeInfo, undefined);
+    assert.equal(client.state, "open");
+  } finally {
+    await client.close();
+    await t.server.shutdown();
+  }
+});
+
+Deno.test("serveLocal() shutdown stops the idle check of the connections it closes", async () => {
+  const clock = new FakeClock();
+  const { t, scripted } = await setup(clock);
+  assert.equal(clock.pending.length, 1);
+  await t.server.shutdown();
+  assert.deepEqual(clock.pending, []);
+  assert.equal((await within(scripted.closed, "the close")).code, 1001);
+});
+
+Deno.test("serveLocal() with idleTimeoutMs 0 sets no idle timer", async () => {
+  const clock = new FakeClock();
+  const t = startServer({ clock, idleTimeoutMs: 0 });
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
+  assert.deepEqual(clock.pending, []);
+  await scripted.close();
+  await t.server.shutdown();
+});
