@@ -182,14 +182,18 @@ function decodeCanonical(text: string): DecodeResult | undefined {
   }
   if (text.startsWith(',"method":"', i)) {
     const start = i + 11;
-    let end = start;
-    for (let c = text.charCodeAt(end); c !== 0x22; c = text.charCodeAt(++end)) {
-      if (c < 0x20 || c === 0x5c || Number.isNaN(c)) return undefined; // control, escape, end
+    let end = start + lastMethod.length;
+    const known = text.startsWith(lastMethod, start) && text.charCodeAt(end) === 0x22;
+    if (!known) {
+      for (end = start; text.charCodeAt(end) !== 0x22; end++) {
+        const c = text.charCodeAt(end);
+        if (c < 0x20 || c === 0x5c || Number.isNaN(c)) return undefined; // control, escape, end
+      }
     }
     if (!text.startsWith(',"params":', end + 1)) return undefined;
     const params = parseValue(text, end + 11);
     if (!Array.isArray(params)) return undefined;
-    const method = text.slice(start, end);
+    const method = known ? lastMethod : (lastMethod = text.slice(start, end));
     return id === null
       ? { ok: true, envelope: { kind: "notification", method, params } }
       : { ok: true, envelope: { kind: "request", id, method, params } };
@@ -201,6 +205,13 @@ function decodeCanonical(text: string): DecodeResult | undefined {
   }
   return undefined;
 }
+
+/**
+ * The method name of the last request or notification read here. Calls often repeat a method:
+ * matching it in place skips slicing a new string, and the map lookup that follows then finds the
+ * hash already cached in the string (slice plus hash: ~60 ns a frame). Results stay the same.
+ */
+let lastMethod = "";
 
 const NOT_JSON = Symbol("not JSON");
 

@@ -564,27 +564,29 @@ export class Peer implements Caller, Disposable {
     params: unknown[],
   ): void {
     const context = new Context(this, method, id);
-    const key = id === null ? undefined : idKey(id);
-    if (key !== undefined) this.#running.set(key, context);
     this.#runningCount++;
     let result: unknown;
     try {
       result = handler(params, context);
     } catch (error) {
-      return this.#done(key, id, method, false, error);
+      return this.#done(undefined, id, method, false, error);
     }
     if (
-      result instanceof Promise ||
-      (typeof result === "object" && result !== null &&
-        typeof (result as PromiseLike<unknown>).then === "function")
+      !(result instanceof Promise) &&
+      (typeof result !== "object" || result === null ||
+        typeof (result as PromiseLike<unknown>).then !== "function")
     ) {
-      (result as PromiseLike<unknown>).then(
-        (value) => this.#done(key, id, method, true, value),
-        (error) => this.#done(key, id, method, false, error),
-      );
-    } else {
-      this.#done(key, id, method, true, result);
+      return this.#done(undefined, id, method, true, result);
     }
+    // Only a handler still running can be cancelled or aborted, so only such a one is listed.
+    const key = id === null ? undefined : idKey(id);
+    if (key !== undefined) this.#running.set(key, context);
+    const closed = this.#closeInfo; // by the handler itself, before it was listed
+    if (closed) context.abort(new DisconnectedError(closed.code, closed.reason));
+    (result as PromiseLike<unknown>).then(
+      (value) => this.#done(key, id, method, true, value),
+      (error) => this.#done(key, id, method, false, error),
+    );
   }
 
   #done(

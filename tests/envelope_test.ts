@@ -416,4 +416,11 @@ Deno.test("decode() reads Mist's own frames by a shortcut that agrees with the g
       '{"id":}',
     ]
   ) agrees(text);
+  // The last method read is matched in place: repeats, prefixes, extensions, the empty name.
+  for (const method of ["echo", "echo", "ech", "echo2", "", "", "echo", 'a"b', "a", "a\\"]) {
+    agrees(`{"id":1,"method":${JSON.stringify(method)},"params":[]}`);
+  }
+  for (const raw of ["echo", "echo\n", "echo", 'echo\\"', "echo", "echo", "echo\u0000"]) {
+    agrees(`{"id":1,"method":"${raw}","params":[]}`);
+  }
 });

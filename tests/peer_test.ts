@@ -475,6 +475,20 @@ Deno.test("Peer.close() rejects pending calls with DisconnectedError and aborts 
   assert.deepEqual(b.closeInfo, { code: 4321, reason: "bye" });
 });
 
+Deno.test("Peer aborts a handler that closed the connection before returning its promise", async () => {
+  let signal: AbortSignal | undefined;
+  const registry = new HandlerRegistry().register("closeThenWait", (_params, ctx) => {
+    server.close(4001, "closed by the handler");
+    signal = ctx.signal;
+    return new Promise(() => {});
+  });
+  const { a: server, b } = pair(registry);
+  await assert.rejects(b.call("closeThenWait"), DisconnectedError);
+  assert.ok(signal?.aborted);
+  assert.ok(signal.reason instanceof DisconnectedError);
+  assert.equal(signal.reason.closeCode, 4001);
+});
+
 Deno.test("Peer.call() and notify() after close fail with DisconnectedError", async () => {
   const { a, b } = pair();
   b.close(1000, "done");
