@@ -13,6 +13,7 @@
  */
 
 import type { Clock } from "./clock.ts";
+import { RemoteError } from "./errors.ts";
 import { type Peer, PING_METHOD } from "./peer.ts";
 
 /** The close reason of a connection dropped for not answering `$/ping` (close code 1001). */
@@ -22,7 +23,7 @@ export const IDLE_CLOSE_REASON = "No answer to $/ping";
 interface Watched {
   /** Its `receivedFrames` at the last look. */
   frames: number;
-  /** A `$/ping` is out and not yet answered. */
+  /** A `$/ping` is out and not yet answered, or could not be sent. */
   waiting: boolean;
 }
 
@@ -94,8 +95,11 @@ export class IdleWatch {
       } else {
         watched.waiting = true;
         const answered = () => void (watched.waiting = false);
-        // Any reply proves liveness, even an error from a peer that does not know $/ping.
-        peer.call(PING_METHOD, []).then(answered, answered);
+        // Any reply proves liveness, even an error from a peer that does not know $/ping. A ping
+        // that could not be sent (too many calls pending) stays "waiting": silence still ends it.
+        peer.call(PING_METHOD, []).then(answered, (error) => {
+          if (error instanceof RemoteError) answered();
+        });
       }
     }
     if (this.#peers.size > 0) {

@@ -7,10 +7,11 @@
  */
 import assert from "node:assert/strict";
 import { Client } from "../client.ts";
+import { DisconnectedError } from "../errors.ts";
 import { IDLE_CLOSE_REASON } from "../idle_watch.ts";
 import type { Peer } from "../peer.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { quiet, ScriptedPeer, startServer, type TestServer, within } from "./_helpers.ts";
+import { quiet, ScriptedPeer, startServer, type TestServer, turn, within } from "./_helpers.ts";
 
 const IDLE_MS = 1000;
 const PERIOD_MS = IDLE_MS / 2;
@@ -82,6 +83,39 @@ Deno.test("serveLocal() counts any frame as life: a client that never answers st
   assert.equal(peer.stats.pendingCalls, 1, "the first ping is still out; no second one");
   clock.advance(PERIOD_MS); // silent now, with the ping unanswered
   assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
+  assert.equal((await within(scripted.closed, "the close")).code, 1001);
+  await t.server.shutdown();
+});
+
+Deno.test("serveLocal() takes an error reply to $/ping as an answer and pings again later", async () => {
+  const clock = new FakeClock();
+  const { t, scripted, peer } = await setup(clock);
+  clock.advance(PERIOD_MS);
+  const id = await nextPing(scripted);
+  scripted.send(JSON.stringify({ id, error: 'Unknown method "$/ping"' }));
+  await scripted.echo(1);
+  assert.equal(peer.stats.pendingCalls, 0);
+  clock.advance(PERIOD_MS); // frames came
+  clock.advance(PERIOD_MS); // silent again: a new ping, not a close
+  assert.equal(peer.closeInfo, undefined);
+  assert.equal(peer.stats.pendingCalls, 1);
+  await nextPing(scripted);
+  await scripted.close();
+  await t.server.shutdown();
+});
+
+Deno.test("serveLocal() closes a silent client even when its ping cannot be sent", async () => {
+  const clock = new FakeClock();
+  const t = startServer({ clock, idleTimeoutMs: IDLE_MS, maxPendingCalls: 1 });
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  const peer = await t.nextPeer();
+  const unanswered = peer.call("neverAnswered").catch((error) => error);
+  clock.advance(PERIOD_MS); // the ping is refused locally: one call already pending
+  await turn(); // let the refusal settle
+  assert.equal(peer.stats.pendingCalls, 1);
+  clock.advance(PERIOD_MS);
+  assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
+  assert.ok(await unanswered instanceof DisconnectedError);
   assert.equal((await within(scripted.closed, "the close")).code, 1001);
   await t.server.shutdown();
 });
