@@ -109,6 +109,13 @@ class RestartableServer {
     await this.server.shutdown();
   }
 
+  /** Stops the server and waits until `client` has seen the drop and is reconnecting. */
+  async dropUnder(client: Client): Promise<void> {
+    const reconnecting = nextState(client, "reconnecting");
+    await this.stop();
+    await reconnecting;
+  }
+
   async dispose(): Promise<void> {
     this.release.resolve();
     await this.server.shutdown();
@@ -331,9 +338,7 @@ Deno.test("Client delivers calls made while reconnecting to the server restarted
   assert.deepEqual(await client.call("echo", ["before"]), [1, "before"]);
   const oldPort = servers.server.port;
   const oldSecret = servers.secret.toHex();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
 
   const later = [client.call("echo", ["a"]), client.call("echo", ["b"])];
   assert.equal(client.stats.waitingCalls, 2);
@@ -355,9 +360,7 @@ Deno.test("Client.call() with timeoutMs made while reconnecting goes out after t
   await using servers = new RestartableServer();
   await using client = clientOf(servers);
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   // The time left is handed to the connection's peer once open; it must still be accepted.
   const call = client.call("echo", ["timed"], { timeoutMs: 5000 });
   assert.equal(client.stats.waitingCalls, 1);
@@ -476,9 +479,7 @@ Deno.test("Client asks the provider before every attempt, so a stale secret is r
   const client = clientOf(servers);
   try {
     await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
+    await servers.dropUnder(client);
     // The new server is up, but the provider still hands out the old secret: refused (401).
     const staleSecret = servers.secret;
     servers.start();
@@ -504,9 +505,7 @@ Deno.test("Client sends notifications queued while disconnected in order after r
   await using servers = new RestartableServer();
   await using client = clientOf(servers);
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   for (let i = 1; i <= 5; i++) client.notify("note", [i]);
   assert.deepEqual(client.stats, {
     waitingCalls: 0,
@@ -524,9 +523,7 @@ Deno.test("Client drops the oldest queued notifications beyond maxQueuedNotifica
   await using servers = new RestartableServer();
   await using client = clientOf(servers, { maxQueuedNotifications: 3 });
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   for (let i = 1; i <= 7; i++) client.notify("note", [i]);
   assert.deepEqual(client.stats, {
     waitingCalls: 0,
@@ -543,9 +540,7 @@ Deno.test("Client with maxQueuedNotifications: 0 drops and counts every notifica
   await using servers = new RestartableServer();
   await using client = clientOf(servers, { maxQueuedNotifications: 0 });
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   client.notify("note", [1]);
   client.notify("note", [2]);
   assert.deepEqual(client.stats, {
@@ -563,9 +558,7 @@ Deno.test("Client with failFast rejects calls at once while disconnected", async
   await using client = clientOf(servers, { failFast: true });
   // Not client.opened(): with failFast it rejects while connecting (see the next test).
   if (client.state !== "open") await nextState(client, "open");
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   const call = client.call("echo", ["x"]);
   assert.equal(client.stats.waitingCalls, 0, "nothing waits");
   await assert.rejects(call, (error: unknown) => {
@@ -594,9 +587,7 @@ Deno.test("Client.call() waiting for a connection rejects with TimeoutError afte
   await using servers = new RestartableServer();
   await using client = clientOf(servers);
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   await assert.rejects(client.call("echo", [], { timeoutMs: 20 }), (error: unknown) => {
     assert.ok(error instanceof DOMException, String(error));
     assert.equal(error.name, "TimeoutError");
@@ -609,9 +600,7 @@ Deno.test("Client.call() waiting for a connection rejects with the signal's reas
   await using servers = new RestartableServer();
   await using client = clientOf(servers);
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   const controller = new AbortController();
   const call = client.call("echo", [], { signal: controller.signal });
   assert.equal(client.stats.waitingCalls, 1);
@@ -625,9 +614,7 @@ Deno.test("Client.call() with an invalid timeoutMs while reconnecting rejects wi
   await using servers = new RestartableServer();
   await using client = clientOf(servers);
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   await assert.rejects(client.call("echo", [], { timeoutMs: -1 }), RangeError);
   assert.equal(client.stats.waitingCalls, 0);
 });
@@ -636,9 +623,7 @@ Deno.test("Client.close() rejects calls waiting for a connection with ClosedErro
   await using servers = new RestartableServer();
   await using client = clientOf(servers);
   await client.opened();
-  const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await reconnecting;
+  await servers.dropUnder(client);
   const call = client.call("echo");
   client.notify("note", [1]);
   const closed = nextState(client, "closed");
@@ -658,9 +643,7 @@ Deno.test("StateChangeEvent reports connecting, open, reconnecting, open, closed
   const { events } = recordStates(client);
   try {
     await client.opened();
-    const reconnecting = nextState(client, "reconnecting");
-    await servers.stop();
-    await reconnecting;
+    await servers.dropUnder(client);
     servers.start();
     await client.opened();
     await client.close();
