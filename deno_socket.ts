@@ -13,11 +13,18 @@
  * (§5.2, §5.3), fragmentation (§5.4), control frames (§5.5) and the closing handshake (§5.5.1,
  * §7). It supports `ws:` URLs only (no TLS) and no extensions.
  *
+ * It does not trust the server. A message is refused (close 1009) as soon as a frame head shows
+ * that it would pass `maxMessageBytes` or {@linkcode MAX_FRAGMENTS} frames, before any of it is
+ * allocated; fragments are gathered in one buffer. Only the latest ping is answered, and while
+ * more than {@linkcode MAX_QUEUED_BYTES} wait to be written the socket stops reading, so a
+ * server that floods it without reading cannot make it buffer without bound. The handshake
+ * response head may take at most 16 KiB.
+ *
  * @module
  */
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
 import { checkHandshake, handshakeRequest } from "./ws_handshake.ts";
-import { concat, decodeText, REUSE_MAX, validCloseCode } from "./ws_frame.ts";
+import { decodeText, REUSE_MAX, validCloseCode } from "./ws_frame.ts";
 import { FrameWriter } from "./ws_writer.ts";
 
 /** The part of Deno's TCP API used here. */
@@ -36,7 +43,8 @@ function denoNet(): DenoNet | undefined {
 }
 
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
-const MAX_HEAD = 16 * 1024; // largest handshake response head accepted
+const MAX_HEAD = 16 * 1024; // largest handshake response head accepted, final CRLFCRLF included
+const FRAGMENTS_KEPT = 64 * 1024; // a fragment buffer up to this size is kept for the next one
 const CLOSE_TIMEOUT_MS = 2000; // how long closing waits for the peer before dropping TCP
 const encoder = new TextEncoder();
 const latin1 = new TextDecoder("latin1"); // one char per byte, for the response head
@@ -68,6 +76,14 @@ export interface NoDelayWebSocketOptions {
   headers?: Record<string, string>;
   /** Subprotocols to offer, in order of preference. */
   protocols?: string[];
+  /**
+   * Largest message accepted, in bytes, all its fragments together; a longer one closes the
+   * connection with 1009 as soon as a frame head announces it, before its payload is read or
+   * allocated. An integer from 1 to 64 MiB.
+   *
+   * @default {64 MiB}
+   */
+  maxMessageBytes?: number;
 }
 
 /**
@@ -84,6 +100,19 @@ export interface NoDelayWebSocketOptions {
 export function isNoDelaySupported(): boolean {
   return typeof denoNet()?.connect === "function";
 }
+
+/**
+ * Most frames one message may arrive in (RFC 6455 §5.4 fragmentation); a message in more
+ * closes the connection with 1009. As many as a 4 MiB message in fragments of 64 bytes needs.
+ */
+export const MAX_FRAGMENTS: number = 65_536;
+
+/**
+ * While more bytes than this wait to be written (queued frames, heads included), the socket
+ * does not read from its connection, so a peer that sends without reading meets TCP
+ * backpressure instead of growing the queue; reading resumes once the queue is back under it.
+ */
+export const MAX_QUEUED_BYTES: number = 4 * 1024 * 1024;
 
 async function writeAll(conn: TcpConn, bytes: Uint8Array): Promise<void> {
   for (let offset = 0; offset < bytes.length;) {
@@ -140,13 +169,17 @@ export class NoDelayWebSocket implements WebSocketLike {
   #opcode = 0;
   #fin = false;
   #fragOpcode = 0; // opcode of the fragmented message being reassembled, or 0
-  #fragments: Uint8Array[] = [];
+  #fragments = new Uint8Array(0); // its payload so far is #fragments[0, #fragSize)
   #fragSize = 0;
+  #fragCount = 0; // its frames so far
+  #maxMessage: number;
+  #resume?: () => void; // wakes the read loop waiting for the outgoing queue to drain
 
   /**
    * Starts connecting to a `ws:` URL; throws a `TypeError` for any other scheme or a bad header,
-   * a `SyntaxError` for a bad or repeated subprotocol. Connection failures arrive as `error`
-   * and `close` (1006) events, never as exceptions.
+   * a `SyntaxError` for a bad or repeated subprotocol, a `RangeError` for a bad
+   * `maxMessageBytes`. Connection failures arrive as `error` and `close` (1006) events, never as
+   * exceptions.
    */
   constructor(url: string, options: NoDelayWebSocketOptions = {}) {
     const target = new URL(url);
@@ -155,6 +188,11 @@ export class NoDelayWebSocket implements WebSocketLike {
         `NoDelayWebSocket supports only ws: URLs, not ${target.protocol}`,
       );
     }
+    const max = options.maxMessageBytes ?? MAX_MESSAGE;
+    if (!Number.isInteger(max) || max < 1 || max > MAX_MESSAGE) {
+      throw new RangeError(`maxMessageBytes must be an integer from 1 to ${MAX_MESSAGE}`);
+    }
+    this.#maxMessage = max;
     const { head, key, protocols } = handshakeRequest(target, options);
     void this.#run(target, head, key, protocols);
   }
@@ -270,18 +308,21 @@ export class NoDelayWebSocket implements WebSocketLike {
     this.#emit({ type: "close", code, reason, wasClean });
   }
 
+  /** The response head, without its final CRLFCRLF; at most MAX_HEAD bytes with it. */
   async #readHead(conn: TcpConn): Promise<string> {
-    while (this.#end <= MAX_HEAD) { // each read adds at least one byte
+    const buf = this.#buf; // large enough: #space() neither grows nor moves it here
+    while (this.#end < MAX_HEAD) { // each read adds at least one byte
+      const from = Math.max(3, this.#end); // only new bytes can end the head
       const read = await conn.read(this.#space());
       if (read === null) {
         throw new Error("connection closed during the handshake");
       }
       this.#end += read;
-      const text = latin1.decode(this.#buf.subarray(0, this.#end));
-      const at = text.indexOf("\r\n\r\n");
-      if (at >= 0) {
-        this.#start = at + 4;
-        return text.slice(0, at);
+      for (let i = from, end = Math.min(this.#end, MAX_HEAD); i < end; i++) {
+        if (buf[i] === 10 && buf[i - 1] === 13 && buf[i - 2] === 10 && buf[i - 3] === 13) {
+          this.#start = i + 1;
+          return latin1.decode(buf.subarray(0, i - 3));
+        }
       }
     }
     throw new Error("handshake response head too large");
@@ -289,6 +330,10 @@ export class NoDelayWebSocket implements WebSocketLike {
 
   async #readLoop(conn: TcpConn): Promise<void> {
     while (!this.#result) { // ends with the connection: each read returns data or null
+      if (this.#writing && this.#out.queued > MAX_QUEUED_BYTES) { // backpressure
+        await new Promise<void>((resolve) => this.#resume = resolve);
+        continue; // the pump woke us: drained, or writing stopped
+      }
       const payload = this.#payload;
       let read: number | null;
       try {
@@ -327,23 +372,37 @@ export class NoDelayWebSocket implements WebSocketLike {
     while (!this.#result && !this.#payload && this.#end - this.#start >= 2) {
       const start = this.#start, b0 = buf[start], b1 = buf[start + 1];
       const available = this.#end - start;
-      let length = b1 & 0x7f, head = 2;
+      let length = b1 & 0x7f, head = 2, top = 0;
       if (length === 126) {
         if (available < 4) return;
         [length, head] = [(buf[start + 2] << 8) | buf[start + 3], 4];
       } else if (length === 127) {
         if (available < 10) return;
-        const view = new DataView(buf.buffer, start + 2, 8);
-        [length, head] = [view.getUint32(0) * 2 ** 32 + view.getUint32(4), 10];
+        top = buf[start + 2]; // its most significant bit must be 0 (§5.2)
+        const high = top * 2 ** 24 +
+          ((buf[start + 3] << 16) | (buf[start + 4] << 8) | buf[start + 5]);
+        const low = ((buf[start + 6] << 24) | (buf[start + 7] << 16) | (buf[start + 8] << 8) |
+          buf[start + 9]) >>> 0;
+        [length, head] = [high * 2 ** 32 + low, 10]; // exact below 2^53; larger ones fail below
       }
       const opcode = b0 & 0x0f, fin = (b0 & 0x80) !== 0;
       if (
-        (b0 & 0x70) !== 0 || (b1 & 0x80) !== 0 ||
+        (b0 & 0x70) !== 0 || (b1 & 0x80) !== 0 || top >= 0x80 ||
         (opcode >= 8 && (length > 125 || !fin)) ||
         (head === 4 && length < 126) || (head === 10 && length < 65536)
       ) return this.#fail(1002, "protocol error");
-      if (length + this.#fragSize > MAX_MESSAGE) {
+      // A data frame must fit the message in progress (§5.4), and the message its limits: both
+      // are checked before anything is allocated for it.
+      const isData = opcode < 8, fragment = isData && (!fin || opcode === 0);
+      if (
+        (opcode > 2 && opcode < 8) || opcode > 10 ||
+        (isData && (opcode === 0) !== (this.#fragOpcode !== 0))
+      ) return this.#fail(1002, "unexpected opcode");
+      if (isData && length > this.#maxMessage - this.#fragSize) {
         return this.#fail(1009, "message too big");
+      }
+      if (fragment && ++this.#fragCount > MAX_FRAGMENTS) {
+        return this.#fail(1009, "message in too many fragments");
       }
       this.#start = start + head;
       if (this.#end - this.#start >= length) {
@@ -351,7 +410,9 @@ export class NoDelayWebSocket implements WebSocketLike {
         const data = buf.subarray(this.#start - length, this.#start);
         this.#frame(opcode, fin, data, false);
       } else {
-        this.#payload = this.#payloadBuffer(opcode === 1 && fin, length);
+        this.#payload = fragment
+          ? this.#fragmentSpace(length) // read in place, after the fragments before it
+          : this.#payloadBuffer(opcode === 1, length);
         this.#payload.set(buf.subarray(this.#start, this.#end));
         this.#filled = this.#end - this.#start;
         [this.#opcode, this.#fin, this.#start, this.#end] = [opcode, fin, 0, 0];
@@ -370,25 +431,42 @@ export class NoDelayWebSocket implements WebSocketLike {
     return this.#spare.subarray(0, length);
   }
 
-  /** One frame; `owned` says whether `data` may be kept (else it is a view of #buf). */
+  /**
+   * Room for `length` more bytes of the fragmented message, after those so far: one buffer that
+   * grows by doubling, up to the message limit (which the caller checked).
+   */
+  #fragmentSpace(length: number): Uint8Array<ArrayBuffer> {
+    const size = this.#fragSize, need = size + length;
+    if (need > this.#fragments.length) {
+      const grown = new Uint8Array(
+        Math.min(this.#maxMessage, Math.max(need, 2 * this.#fragments.length, 1024)),
+      );
+      grown.set(this.#fragments.subarray(0, size));
+      this.#fragments = grown;
+    }
+    return this.#fragments.subarray(size, need);
+  }
+
+  /**
+   * One frame, checked by #parse; `owned` says whether `data` may be kept (else it is a view of
+   * #buf, or of #fragments when it was read there in place).
+   */
   #frame(opcode: number, fin: boolean, data: Uint8Array, owned: boolean): void {
     if (opcode === 8) return this.#receiveClose(data);
     if (opcode === 9 && !this.#closeSent) {
-      this.#out.bytes(10, data, false); // pong
+      this.#out.pong(data); // replaces a pong still waiting (§5.5.3)
       this.#flush();
     }
     if (opcode === 9 || opcode === 10) return;
-    if (opcode > 2 || (opcode === 0) !== (this.#fragOpcode !== 0)) {
-      return this.#fail(1002, "unexpected opcode");
-    }
     if (!fin || opcode === 0) { // §5.4 fragmentation
       this.#fragOpcode ||= opcode;
-      this.#fragments.push(owned ? data : data.slice());
+      if (data.buffer !== this.#fragments.buffer) this.#fragmentSpace(data.length).set(data);
       this.#fragSize += data.length;
       if (!fin) return;
-      data = concat(this.#fragments, this.#fragSize);
-      [opcode, owned] = [this.#fragOpcode, true];
-      [this.#fragOpcode, this.#fragments, this.#fragSize] = [0, [], 0];
+      data = this.#fragments.subarray(0, this.#fragSize);
+      [opcode, owned] = [this.#fragOpcode, false];
+      [this.#fragOpcode, this.#fragSize, this.#fragCount] = [0, 0, 0];
+      if (this.#fragments.length > FRAGMENTS_KEPT) this.#fragments = new Uint8Array(0);
     }
     if (this.#readyState !== 1) return;
     let message: string | ArrayBuffer | Blob;
@@ -464,12 +542,21 @@ export class NoDelayWebSocket implements WebSocketLike {
       for (let bytes = this.#out.next(); bytes && this.#conn; bytes = this.#out.next()) {
         await writeAll(this.#conn, bytes);
         this.#out.written();
+        if (this.#resume && this.#out.queued <= MAX_QUEUED_BYTES) this.#wake();
       }
     } catch {
       this.#out.clear();
       this.#closeConn(); // the read loop then ends and reports the close
     } finally {
       this.#writing = false;
+      this.#wake();
     }
+  }
+
+  /** Lets the read loop read again, if it waits for the outgoing queue to drain. */
+  #wake(): void {
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
   }
 }

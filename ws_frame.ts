@@ -6,8 +6,9 @@
  */
 
 const encoder = new TextEncoder();
-const fatal = new TextDecoder("utf-8", { fatal: true });
-const loose = new TextDecoder();
+// Text is delivered byte-exact: a leading U+FEFF is data, not a byte order mark to strip.
+const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const loose = new TextDecoder("utf-8", { ignoreBOM: true });
 const PAD = 16; // payload offset in a frame of its own: room for the longest head and mask
 const masks = new Uint8Array(8192); // random masks, 4 bytes each, refilled from the CSPRNG
 let maskAt = masks.length; // (getRandomValues per frame costs ~1 µs; the ws package pools too)

@@ -1,7 +1,8 @@
 /**
  * The outgoing side of `deno_socket.ts`: masked client frames (RFC 6455 §5.2, §5.3) queued in
  * order, small ones encoded straight into a reused buffer so that a burst of calls becomes one
- * write with no allocation per frame. Pure; the socket owns the TCP writes.
+ * write with no allocation per frame, and at most one pong waiting, the answer to the latest
+ * ping (§5.5.3). Pure; the socket owns the TCP writes.
  *
  * @module
  */
@@ -21,8 +22,10 @@ const encoder = new TextEncoder();
 
 /**
  * A client's outgoing frames, in order, with the payload bytes not yet written
- * (`bufferedAmount`). The socket calls `next()` for the bytes of its next write and `written()`
- * once that write is done; nothing handed out is changed until then.
+ * (`bufferedAmount`) and all bytes not yet written (`queued`). The socket calls `next()` for the
+ * bytes of its next write and `written()` once that write is done; nothing handed out is changed
+ * until then. A pong is not queued in order: only the latest one waits, and it leaves first with
+ * the next write, so that a peer flooding pings cannot grow the queue.
  *
  * @example Two frames, one write
  * ```ts
@@ -52,10 +55,24 @@ export class FrameWriter {
   #big = new Uint8Array(0); // reused for one large text frame at a time
   #bigBusy = false; // whether a queued or unwritten frame is in #big
   #takenSize = 0;
+  #queued = 0; // frame bytes queued or handed out and not yet written
+  #takenBytes = 0;
+  #pong = new Uint8Array(125); // the payload of the pong waiting to be sent
+  #pongLength = -1; // -1: none waiting
+  #pongFrame = new Uint8Array(132); // a pong being written; 6 + 125 bytes, rounded up to words
+  #pongWords = new Uint32Array(this.#pongFrame.buffer);
 
   /** Payload bytes queued and not yet reported written. */
   get buffered(): number {
     return this.#buffered;
+  }
+
+  /**
+   * Bytes of frames queued or being written, heads and masks included: what the connection has
+   * yet to take. Pongs count, at most two (one being written, one waiting).
+   */
+  get queued(): number {
+    return this.#queued;
   }
 
   /** Queues a text frame. */
@@ -86,9 +103,22 @@ export class FrameWriter {
     this.#seal(frame, counted ? data.length : 0);
   }
 
+  /**
+   * Answers a ping (§5.5.2, §5.5.3): `data` (at most 125 bytes, copied) replaces the payload of
+   * a pong still waiting, so only the most recent ping is answered. The pong goes out first
+   * with the next write.
+   */
+  pong(data: Uint8Array): void {
+    if (data.length > 125) throw new RangeError("a pong payload is at most 125 bytes");
+    this.#queued += data.length - (this.#pongLength < 0 ? -6 : this.#pongLength); // 6: head, mask
+    this.#pong.set(data);
+    this.#pongLength = data.length;
+  }
+
   /** The bytes of the next write (several frames joined), or `undefined` when none is queued. */
   next(): Uint8Array | undefined {
     this.#closeRun();
+    if (this.#pongLength >= 0) this.#sealPong();
     const chunks = this.#chunks;
     if (chunks.length === 0) return undefined;
     let count = 1, total = chunks[0].length, size = this.#sizes[0];
@@ -98,6 +128,7 @@ export class FrameWriter {
     }
     this.#taken = count;
     this.#takenSize = size;
+    this.#takenBytes = total;
     return count === 1 ? chunks[0] : concat(chunks.slice(0, count), total);
   }
 
@@ -108,7 +139,8 @@ export class FrameWriter {
     }
     this.#sizes.splice(0, this.#taken);
     this.#buffered -= this.#takenSize;
-    this.#taken = this.#takenSize = 0;
+    this.#queued -= this.#takenBytes;
+    this.#taken = this.#takenSize = this.#takenBytes = 0;
     // Nothing handed out or queued refers to the pool any more: start it over.
     if (this.#chunks.length === 0 && this.#from === this.#to) this.#from = this.#to = 0;
   }
@@ -122,8 +154,10 @@ export class FrameWriter {
       this.#to =
       this.#runSize =
       this.#buffered =
+      this.#queued =
         0;
-    this.#taken = this.#takenSize = 0;
+    this.#taken = this.#takenSize = this.#takenBytes = 0;
+    this.#pongLength = -1;
   }
 
   #seal(chunk: Uint8Array, size: number): void {
@@ -131,6 +165,19 @@ export class FrameWriter {
     this.#chunks.push(chunk);
     this.#sizes.push(size);
     this.#buffered += size;
+    this.#queued += chunk.length;
+  }
+
+  /** Encodes the waiting pong into its buffer, free since the last write, at the queue's head. */
+  #sealPong(): void {
+    const frame = this.#pongFrame, length = this.#pongLength;
+    writeHead(frame, 0, 10, length);
+    nextMask(frame, 2);
+    frame.set(this.#pong.subarray(0, length), 6);
+    maskPayload(frame, this.#pongWords, 6, length);
+    this.#chunks.unshift(frame.subarray(0, 6 + length));
+    this.#sizes.unshift(0);
+    this.#pongLength = -1;
   }
 
   #closeRun(): void {
@@ -175,6 +222,7 @@ export class FrameWriter {
     writeHead(pool, start, 1, length);
     nextMask(pool, at - 4);
     maskPayload(pool, this.#words, at, length);
+    this.#queued += at + length - start;
     this.#to = at + length;
     this.#runSize += length;
     this.#buffered += length;

@@ -198,3 +198,64 @@ Deno.test("clear drops everything queued", () => {
   writer.text("b");
   assert.deepEqual(texts(drain(writer).flatMap(parseFrames)), ["b"]);
 });
+
+Deno.test("only the latest pong waits, it leaves first, and a pong being written stays put", () => {
+  const writer = new FrameWriter();
+  const bytes = (text: string) => new TextEncoder().encode(text);
+  writer.text("a");
+  writer.pong(bytes("ping 1"));
+  writer.pong(bytes("ping 2")); // replaces ping 1's pong
+  assert.equal(writer.buffered, 1); // pongs are not counted there
+  assert.equal(writer.queued, (2 + 4 + 1) + (2 + 4 + 6));
+  const first = writer.next()!;
+  const copy = first.slice();
+  assert.equal(first.length, writer.queued);
+  writer.pong(bytes("ping 3")); // while that write is in flight
+  writer.pong(bytes("ping 4"));
+  assert.deepEqual(first, copy);
+  assert.deepEqual(parseFrames(copy).map((f) => [f.opcode, texts([f])[0]]), [
+    [10, "ping 2"],
+    [1, "a"],
+  ]);
+  writer.written();
+  assert.equal(writer.queued, 2 + 4 + 6);
+  assert.deepEqual(texts(drain(writer).flatMap(parseFrames)), ["ping 4"]);
+  assert.equal(writer.queued, 0);
+  writer.pong(new Uint8Array(125));
+  writer.clear();
+  assert.equal(writer.queued, 0);
+  assert.equal(writer.next(), undefined);
+  assert.throws(() => writer.pong(new Uint8Array(126)), RangeError);
+});
+
+Deno.test("queued counts every byte not yet written, heads and masks included", () => {
+  const item = fc.oneof(
+    fc.string({ maxLength: 5000 }),
+    fc.uint8Array({ maxLength: 70_000 }),
+    fc.uint8Array({ maxLength: 125 }).map((data) => ({ pong: data })),
+  );
+  fc.assert(
+    fc.property(fc.array(fc.array(item, { maxLength: 6 }), { maxLength: 6 }), (rounds) => {
+      const writer = new FrameWriter();
+      for (const items of rounds) { // queue some, then write some, as a socket does
+        for (const item of items) {
+          if (typeof item === "string") writer.text(item);
+          else if (item instanceof Uint8Array) writer.bytes(2, item, true);
+          else writer.pong(item.pong);
+        }
+        const queued = writer.queued, bytes = writer.next();
+        if (!bytes) {
+          assert.equal(queued, 0);
+          continue;
+        }
+        assert.ok(bytes.length <= queued);
+        writer.written();
+        assert.equal(writer.queued, queued - bytes.length);
+      }
+      const queued = writer.queued;
+      assert.equal(drain(writer).reduce((sum, bytes) => sum + bytes.length, 0), queued);
+      assert.equal(writer.queued, 0);
+    }),
+    { numRuns: 100, seed: 5553 },
+  );
+});
