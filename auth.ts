@@ -6,6 +6,7 @@
  * @module
  */
 
+import { PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { SharedSecret } from "./secret.ts";
 
 /** The upgrade header that carries the secret from Deno and Node clients. */
@@ -14,6 +15,12 @@ export const SECRET_HEADER = "X-Land-Secret";
 export const PROTOCOL_VERSION = "mist.v1";
 /** Browsers send the secret as the subprotocol `mist.secret.<64 hex>` (or bare 64 hex). */
 export const SECRET_PROTOCOL_PREFIX = "mist.secret.";
+/**
+ * The upgrade header by which a Mist client that can set headers announces that it will say
+ * `$/hello` first (browsers announce it by offering `mist.v1`). Servers that do not know it
+ * ignore it.
+ */
+export const VERSION_HEADER = "X-Mist-Version";
 /** Origins allowed besides loopback ones by default: the Tauri webview's. */
 export const DEFAULT_ALLOWED_ORIGINS: readonly string[] = [
   "tauri://localhost",
@@ -35,9 +42,18 @@ export interface AuthPolicy {
   readonly allowedHosts: readonly string[];
 }
 
-/** The verdict: upgrade (selecting `protocol`, if any) or refuse with an HTTP status. */
+/**
+ * The verdict: upgrade (selecting `protocol`, if any) or refuse with an HTTP status. An
+ * upgrade with `proof` set is granted only once that proof token checks out (`_proof.ts`);
+ * `announced` says the client announced it will say `$/hello` first.
+ */
 export type AuthResult =
-  | { readonly ok: true; readonly protocol: string | undefined }
+  | {
+    readonly ok: true;
+    readonly protocol: string | undefined;
+    readonly proof: string | undefined;
+    readonly announced: boolean;
+  }
   | { readonly ok: false; readonly status: 401 | 403 | 426; readonly reason: string };
 
 /**
@@ -81,13 +97,23 @@ export function authorize(request: Request, policy: AuthPolicy): AuthResult {
   }
   const offered = (request.headers.get("sec-websocket-protocol") ?? "")
     .split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
-  if (policy.secret !== null) {
+  const proof = request.headers.get(PROOF_HEADER)?.trim() ??
+    offered.find((entry) => entry.startsWith(PROOF_PROTOCOL_PREFIX))
+      ?.slice(PROOF_PROTOCOL_PREFIX.length);
+  if (policy.secret !== null && proof === undefined) {
     const candidate = presentedSecret(request, offered, policy.allowQuerySecret);
     if (candidate === undefined || !policy.secret.matches(candidate)) {
       return { ok: false, status: 401, reason: "Missing or wrong secret" };
     }
   }
-  return { ok: true, protocol: selectProtocol(offered) };
+  const announced = proof !== undefined || request.headers.has(VERSION_HEADER) ||
+    offered.includes(PROTOCOL_VERSION);
+  return {
+    ok: true,
+    protocol: selectProtocol(offered),
+    proof: policy.secret === null ? undefined : proof,
+    announced,
+  };
 }
 
 /** The first credential found decides: header, then subprotocol, then (opt-in) query. */
@@ -117,7 +143,8 @@ function selectProtocol(offered: string[]): string | undefined {
 }
 
 function isSecretEntry(entry: string): boolean {
-  return entry.startsWith(SECRET_PROTOCOL_PREFIX) || BARE_SECRET.test(entry);
+  return entry.startsWith(SECRET_PROTOCOL_PREFIX) || entry.startsWith(PROOF_PROTOCOL_PREFIX) ||
+    BARE_SECRET.test(entry);
 }
 
 /**

@@ -17,10 +17,13 @@ import { checkInt } from "./_options.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { isNoDelaySupported, NoDelayWebSocket } from "./deno_socket.ts";
 import { ChannelDeadError, ClosedError, DisconnectedError, LimitError } from "./errors.ts";
+import type { Params } from "./envelope.ts";
+import { CHALLENGE_METHOD, clientProof, PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { Logger } from "./log.ts";
 import {
   type Caller,
   type CallOptions,
+  MAX_MESSAGE_BYTES_LIMIT,
   Peer,
   type PeerOptions,
   PING_METHOD,
@@ -28,7 +31,7 @@ import {
 } from "./peer.ts";
 import type { HandlerRegistry } from "./registry.ts";
 import { SharedSecret } from "./secret.ts";
-import { PROTOCOL_VERSION, SECRET_HEADER, SECRET_PROTOCOL_PREFIX } from "./auth.ts";
+import { PROTOCOL_VERSION, SECRET_HEADER, VERSION_HEADER } from "./auth.ts";
 import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
 
 /** The design note's reconnect delays, in ms; every later attempt waits `maxDelayMs`. */
@@ -47,6 +50,15 @@ export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
 export const DEFAULT_MAX_QUEUED_NOTIFICATIONS = 256;
 /** The close code a client uses when the peer missed a heartbeat. */
 export const HEARTBEAT_CLOSE_CODE = 4000;
+/** Default {@linkcode ReconnectOptions.stableAfterMs}. */
+export const DEFAULT_STABLE_AFTER_MS = 5000;
+/**
+ * Default {@linkcode PeerOptions.maxMessageBytes} of a client: 64 MiB, so a large reply from a
+ * server that allows more than Mist's server does (the upstream one allows 100 MiB) gets through.
+ */
+export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES: number = MAX_MESSAGE_BYTES_LIMIT;
+/** The close code a client uses when the server failed the mutual proof. */
+export const PROOF_FAILED_CLOSE_CODE = 4008;
 
 /** Where to connect and with which secret; a provider returns one before every attempt. */
 export interface Endpoint {
@@ -75,6 +87,11 @@ export interface ReconnectOptions {
   deadAfterMs?: number;
   /** Random extra up to this fraction of each delay (0 to 1). @default {0} */
   jitter?: number;
+  /**
+   * A connection that closes sooner than this after opening does not reset the delays: a
+   * server that accepts and drops at once is retried ever more slowly. @default {5000}
+   */
+  stableAfterMs?: number;
 }
 
 /** The client's liveness probe: a `$/ping` request every `intervalMs`. */
@@ -89,17 +106,38 @@ export interface HeartbeatOptions {
 export type SecretTransport = "header" | "protocol";
 
 /**
+ * How the client shows it knows the secret (PROTOCOL.md §1):
+ * - `"proof"`: the mutual proof; the secret never goes on the wire, and nothing is sent or
+ *   accepted until the server has proved it knows the secret too. Mist's servers only.
+ * - `"secret"`: the seed's raw secret; every server accepts it, and whoever holds the port gets it.
+ * - `"proof-then-secret"`: a proof first; after an attempt with a proof fails, the next attempt
+ *   sends the raw secret. A downgrade an impostor can force: only where both kinds of server
+ *   must be reached with one configuration.
+ */
+export type AuthMode = "proof" | "secret" | "proof-then-secret";
+
+/**
  * Creates a socket; Mist passes either `headers` or `protocols`.
  */
 export type WebSocketFactory = (
   url: string,
-  init: { headers?: Record<string, string>; protocols?: string[] },
+  init: { headers?: Record<string, string>; protocols?: string[]; maxMessageBytes?: number },
 ) => WebSocketLike;
 
 /** Options of a {@linkcode Client}; the peer options apply to each connection. */
 export interface ClientOptions extends PeerOptions {
   /** The secret, when the endpoint is a URL. */
   secret?: SharedSecret | string;
+  /**
+   * How to show the secret. Browsers default to `"secret"` so that the seed's servers accept
+   * them. @default "proof" in Deno and Node, "secret" elsewhere
+   */
+  auth?: AuthMode;
+  /**
+   * With `auth: "secret"`, also put the secret in the URL's `?secret=` (servers that read only
+   * the query). URLs end up in logs: only where needed. @default false
+   */
+  secretInQuery?: boolean;
   /**
    * How to present the secret. Browsers cannot set headers, so `"header"` is for Deno and Node.
    * @default "header" in Deno and Node, "protocol" elsewhere
@@ -190,6 +228,10 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   #logger: Logger;
   #factory: WebSocketFactory;
   #via: SecretTransport;
+  #auth: AuthMode;
+  #secretInQuery: boolean;
+  #proofFailed = false; // with "proof-then-secret": the next attempt sends the raw secret
+  #stableAfterMs: number;
   #delays: readonly number[];
   #maxDelayMs: number;
   #deadAfterMs: number;
@@ -209,7 +251,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   #deadTimer: unknown;
   #heartbeatTimer: unknown;
   #waiters = new Set<Waiter>();
-  #queued: [string, readonly unknown[]][] = [];
+  #queued: [string, Params][] = [];
   #droppedNotifications = 0;
   #generation = 0;
 
@@ -232,12 +274,22 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       this.#provider = () => fixed;
     }
     // Validated now, not on the first connection; every connection's peer gets these.
-    this.#peerOptions = resolvePeerOptions(options);
+    this.#peerOptions = resolvePeerOptions({
+      ...options,
+      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
+    });
     this.#registry = this.#peerOptions.registry;
     this.#logger = this.#peerOptions.logger;
     this.#failFast = options.failFast ?? false;
     this.#clock = options.clock ?? realClock;
     this.#via = options.secretVia ?? (isServerRuntime() ? "header" : "protocol");
+    this.#auth = options.auth ?? (isServerRuntime() ? "proof" : "secret");
+    if (!["proof", "secret", "proof-then-secret"].includes(this.#auth)) {
+      throw new TypeError(
+        `Cannot use auth: expected "proof", "secret" or "proof-then-secret", got "${this.#auth}"`,
+      );
+    }
+    this.#secretInQuery = options.secretInQuery ?? false;
     this.#factory = options.webSocketFactory ?? defaultFactory();
     if (
       !options.webSocketFactory && !isNoDelaySupported() &&
@@ -258,6 +310,12 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       "reconnect.deadAfterMs",
       policy.deadAfterMs,
       DEFAULT_DEAD_AFTER_MS,
+      0,
+    );
+    this.#stableAfterMs = checkInt(
+      "reconnect.stableAfterMs",
+      policy.stableAfterMs,
+      DEFAULT_STABLE_AFTER_MS,
       0,
     );
     this.#jitter = policy.jitter ?? 0;
@@ -317,7 +375,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    * Calls a method on the server.
    *
    * @param method The wire name.
-   * @param params Positional parameters (JSON-serialisable).
+   * @param params Positional (array) or by-name (object) parameters, JSON-serialisable.
    * @param options Cancellation and timeout (the timeout includes waiting for a connection).
    * @returns The result.
    * @throws {RemoteError} The server's handler failed or does not exist.
@@ -330,7 +388,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    */
   call(
     method: string,
-    params: readonly unknown[] = [],
+    params: Params = [],
     options: CallOptions = {},
   ): Promise<unknown> {
     if (this.#state === "open" && !this.#peer!.closeInfo) {
@@ -341,7 +399,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
 
   async #callLater(
     method: string,
-    params: readonly unknown[],
+    params: Params,
     options: CallOptions,
   ): Promise<unknown> {
     const started = this.#clock.now();
@@ -357,15 +415,15 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    * beyond that the oldest is dropped and counted) and sent in order on reconnection.
    *
    * @param method The wire name.
-   * @param params Positional parameters.
+   * @param params Positional (array) or by-name (object) parameters.
    * @throws {ClosedError} The client is closed or dead.
    * @throws {LimitError} `message-too-big`, or `overloaded` when the socket does not drain.
    */
-  notify(method: string, params: readonly unknown[] = []): void {
+  notify(method: string, params: Params = []): void {
     if (this.#state === "open" && !this.#peer!.closeInfo) return this.#peer!.notify(method, params);
     if (this.#state === "closed" || this.#state === "dead") throw new ClosedError(method);
-    if (!Array.isArray(params)) {
-      throw new TypeError(`Cannot notify "${method}": params is not an array`);
+    if (typeof params !== "object" || params === null) {
+      throw new TypeError(`Cannot notify "${method}": params is neither an array nor an object`);
     }
     if (this.#maxQueued === 0) return void this.#droppedNotifications++;
     if (this.#queued.length >= this.#maxQueued) {
@@ -402,9 +460,9 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   }
 
   /**
-   * Closes for good: pending and waiting calls reject ({@linkcode DisconnectedError} for calls
-   * in flight, {@linkcode ClosedError} for waiting ones), queued notifications are dropped,
-   * the socket closes with 1000. Handlers still running on the server are told by the close.
+   * Closes for good: calls in flight and waiting calls reject with {@linkcode ClosedError},
+   * queued notifications are dropped, the socket closes with 1000. Handlers still running on
+   * the server are told by the close.
    *
    * @returns When the socket has closed (or at once when there was none).
    */
@@ -417,7 +475,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     this.#failWaiters(() => new ClosedError());
     this.#queued.length = 0;
     if (peer) {
-      peer.close(1000, "Client closed");
+      peer.close(1000, "Client closed", (method) => new ClosedError(method));
       await peer.closed;
     }
   }
@@ -430,7 +488,8 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   #connection(method: string | undefined, options: CallOptions): Promise<Peer> {
     if (this.#state === "closed") return Promise.reject(new ClosedError(method));
     if (this.#state === "dead") {
-      return Promise.reject(new ChannelDeadError(this.#deadAfterMs, method));
+      const after = this.#reconnects ? this.#deadAfterMs : undefined;
+      return Promise.reject(new ChannelDeadError(after, method, { cause: this.#lastError }));
     }
     if (this.#failFast && method !== undefined) {
       return Promise.reject(new DisconnectedError(1006, "Not connected", method));
@@ -479,8 +538,8 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   }
 
   /** Starts a run of attempts: at once (first connection, explicit `connect()`) or after the first delay (a drop). */
-  #startConnecting(immediately: boolean, error?: unknown): void {
-    this.#retries = 0;
+  #startConnecting(immediately: boolean, error?: unknown, resetDelays = true): void {
+    if (resetDelays) this.#retries = 0;
     this.#clock.clearTimeout(this.#deadTimer);
     if (this.#reconnects) {
       this.#deadTimer = this.#clock.setTimeout(() => this.#die(this.#lastError), this.#deadAfterMs);
@@ -510,6 +569,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     }
     if (generation !== this.#generation) return;
     this.#logger.debug(`Connection attempt ${this.#attempt} failed: ${String(error)}`);
+    this.#lastError = error;
     if (!this.#reconnects) return this.#die(error);
     this.#retryLater(error);
   }
@@ -520,37 +580,81 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     const secret = typeof endpoint.secret === "string"
       ? SharedSecret.fromHex(endpoint.secret)
       : endpoint.secret;
-    const socket = this.#factory(
-      endpoint.url,
-      this.#via === "header"
-        ? { headers: { [SECRET_HEADER]: secret.toHex() } }
-        : { protocols: [PROTOCOL_VERSION, SECRET_PROTOCOL_PREFIX + secret.toHex()] },
-    );
-    this.#socket = socket;
-    await new Promise<void>((resolve, reject) => {
-      const timer = this.#clock.setTimeout(() => {
-        reject(new DisconnectedError(1006, `No connection within ${this.#connectTimeoutMs} ms`));
-        closeQuietly(socket);
-      }, this.#connectTimeoutMs);
-      const fail = (event: { code?: number; reason?: string }) => {
-        this.#clock.clearTimeout(timer);
-        const why = event.reason || (event as { message?: string }).message || "Connection failed";
-        reject(new DisconnectedError(event.code ?? 1006, why));
-      };
-      socket.addEventListener("open", () => {
-        this.#clock.clearTimeout(timer);
-        resolve();
-      });
-      socket.addEventListener("error", fail);
-      socket.addEventListener("close", fail);
+    const useProof = this.#auth === "proof" ||
+      (this.#auth === "proof-then-secret" && !this.#proofFailed);
+    const proof = useProof ? await clientProof(secret) : undefined;
+    if (generation !== this.#generation) throw new Error("Superseded");
+    const { url, init } = this.#credentials(endpoint.url, secret, proof?.token);
+    const socket = this.#factory(url, {
+      ...init,
+      maxMessageBytes: this.#peerOptions.maxMessageBytes,
     });
-    return new Peer(new WebSocketTransport(socket), this.#peerOptions);
+    this.#socket = socket;
+    // One deadline for the whole handshake: open, the server's proof, and the hello.
+    const started = this.#clock.now();
+    let timedOut = false;
+    const timer = this.#clock.setTimeout(() => {
+      timedOut = true;
+      closeQuietly(socket);
+    }, this.#connectTimeoutMs);
+    const timeout = () =>
+      new DisconnectedError(1006, `No connection within ${this.#connectTimeoutMs} ms`);
+    try {
+      const first = await opened(socket, proof !== undefined);
+      let answer: string | undefined;
+      if (proof) {
+        answer = await proof.answer(challengeParams(first));
+        if (answer === undefined) {
+          closeQuietly(socket, PROOF_FAILED_CLOSE_CODE, "Server failed the proof");
+          throw new DisconnectedError(
+            PROOF_FAILED_CLOSE_CODE,
+            "Server failed the proof: it does not know the secret, or is not a Mist server",
+          );
+        }
+      }
+      const peer = new Peer(new WebSocketTransport(socket), this.#peerOptions);
+      const left = this.#connectTimeoutMs - (this.#clock.now() - started);
+      await peer.hello(answer === undefined ? {} : { proof: answer }, {
+        timeoutMs: Math.max(1, Math.ceil(left)),
+      });
+      return peer;
+    } catch (error) {
+      if (proof && this.#auth === "proof-then-secret") this.#proofFailed = true;
+      throw timedOut ? timeout() : error;
+    } finally {
+      this.#clock.clearTimeout(timer);
+    }
+  }
+
+  /** The URL and the upgrade's headers or protocols for one attempt. */
+  #credentials(
+    url: string,
+    secret: SharedSecret,
+    proofToken: string | undefined,
+  ): { url: string; init: { headers?: Record<string, string>; protocols?: string[] } } {
+    const header = this.#via === "header";
+    if (proofToken !== undefined) {
+      return header
+        ? { url, init: { headers: { [PROOF_HEADER]: proofToken, [VERSION_HEADER]: "2" } } }
+        : { url, init: { protocols: [PROTOCOL_VERSION, PROOF_PROTOCOL_PREFIX + proofToken] } };
+    }
+    if (this.#secretInQuery) {
+      const target = new URL(url);
+      target.searchParams.set("secret", secret.toHex());
+      url = target.href;
+    }
+    // The bare hex first: the seed's servers read the whole header value as the secret (and
+    // stop at the first non-hex character); Mist's server selects mist.v1, so it is not echoed.
+    return header
+      ? { url, init: { headers: { [SECRET_HEADER]: secret.toHex(), [VERSION_HEADER]: "2" } } }
+      : { url, init: { protocols: [secret.toHex(), PROTOCOL_VERSION] } };
   }
 
   #onOpen(peer: Peer): void {
     this.#clock.clearTimeout(this.#deadTimer);
     this.#peer = peer;
     const attempt = this.#attempt;
+    const openedAt = this.#clock.now();
     this.#setState("open", attempt);
     for (const [method, params] of this.#queued.splice(0)) {
       try {
@@ -561,7 +665,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       }
     }
     for (const waiter of [...this.#waiters]) waiter.resolve(peer);
-    this.#scheduleHeartbeat(peer);
+    if (peer.remote) this.#scheduleHeartbeat(peer); // a seed server is never sent $/ping
     peer.closed.then(({ code, reason }) => {
       this.#clock.clearTimeout(this.#heartbeatTimer);
       if (this.#peer === peer) this.#peer = undefined;
@@ -570,7 +674,9 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       const error = new DisconnectedError(code, reason);
       if (!this.#reconnects) return this.#die(error);
       this.#attempt = 0;
-      this.#startConnecting(false, error);
+      // Only a connection that stayed up starts the delays over.
+      const stable = this.#clock.now() - openedAt >= this.#stableAfterMs;
+      this.#startConnecting(false, error, stable);
     });
   }
 
@@ -597,9 +703,8 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     this.#abandonAttempt();
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("dead", this.#attempt, undefined, error);
-    this.#failWaiters((method) =>
-      new ChannelDeadError(this.#deadAfterMs, method, { cause: error })
-    );
+    const after = this.#reconnects ? this.#deadAfterMs : undefined;
+    this.#failWaiters((method) => new ChannelDeadError(after, method, { cause: error }));
     this.#queued.length = 0;
   }
 
@@ -619,11 +724,50 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   }
 }
 
-function closeQuietly(socket: WebSocketLike): void {
+function closeQuietly(socket: WebSocketLike, code?: number, reason?: string): void {
   try {
-    socket.close();
+    socket.close(code, reason);
   } catch {
     // Already closing.
+  }
+}
+
+/**
+ * Waits for the socket to open; with `firstMessage`, also for its first message (the server's
+ * challenge), which it returns. A failure rejects with a {@linkcode DisconnectedError}.
+ */
+function opened(socket: WebSocketLike, firstMessage: boolean): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const fail = (event: { code?: number; reason?: string }) => {
+      if (done) return;
+      done = true;
+      const why = event.reason || (event as { message?: string }).message || "Connection failed";
+      reject(new DisconnectedError(event.code ?? 1006, why));
+    };
+    const settle = (value: unknown) => {
+      if (done) return;
+      done = true;
+      resolve(value);
+    };
+    socket.addEventListener("open", () => {
+      if (!firstMessage) settle(undefined);
+    });
+    // Once settled, this listener ignores the rest: the peer reads them.
+    socket.addEventListener("message", (event) => settle(event.data));
+    socket.addEventListener("error", fail);
+    socket.addEventListener("close", fail);
+  });
+}
+
+/** The params of a `$/challenge` notification frame, or `undefined`. */
+function challengeParams(data: unknown): unknown {
+  if (typeof data !== "string" || data.length > 1024) return undefined;
+  try {
+    const frame = JSON.parse(data) as { id?: unknown; method?: unknown; params?: unknown };
+    return frame.id === null && frame.method === CHALLENGE_METHOD ? frame.params : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -26,16 +26,64 @@ export type Id = number | bigint;
 /** The largest id the wire allows, 2^64 - 1. */
 export const MAX_ID: bigint = 0xffff_ffff_ffff_ffffn;
 
+/** Longest foreign id text answered; a request with a longer one is dropped. */
+export const MAX_FOREIGN_ID_LENGTH = 128;
+
+/**
+ * A request id another peer chose that is not a plain u64: a JSON string, or a number that is
+ * negative, fractional, over 2^64 - 1 or not written digit for digit (`-0`, `1.0`, `1e2`). It
+ * keeps the id's exact JSON text, so the reply echoes it unchanged (PROTOCOL.md §2). Mist never
+ * sends such ids itself.
+ *
+ * @example Echoing a string id
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decode, encodeSuccess } from "./envelope.ts";
+ * const decoded = decode('{"id":"a-1","method":"m"}');
+ * assert.ok(decoded.ok && decoded.envelope.kind === "request");
+ * if (decoded.ok && decoded.envelope.kind === "request") {
+ *   assert.equal(encodeSuccess(decoded.envelope.id, 1), '{"id":"a-1","result":1}');
+ * }
+ * ```
+ */
+export class ForeignId {
+  /** The id exactly as it was written in the frame. */
+  readonly text: string;
+
+  /**
+   * Creates the instance.
+   *
+   * @param text The id's JSON text.
+   */
+  constructor(text: string) {
+    this.text = text;
+  }
+
+  /** The JSON text, so templates write it verbatim. */
+  toString(): string {
+    return this.text;
+  }
+}
+
+/** The id of a request received: Mist's own kind, or another peer's kept verbatim. */
+export type RequestId = Id | ForeignId;
+
+/**
+ * Parameters: positional (an array) or by name (an object), sent and delivered as given.
+ * A missing `params` is `[]`.
+ */
+export type Params = readonly unknown[] | { readonly [name: string]: unknown };
+
 /** A call that expects a reply. */
 export interface RequestEnvelope {
   /** Discriminant. */
   readonly kind: "request";
-  /** Correlates the reply. */
-  readonly id: Id;
+  /** Correlates the reply; another peer's id may be foreign. */
+  readonly id: RequestId;
   /** The wire name of the method. */
   readonly method: string;
-  /** Positional parameters. */
-  readonly params: unknown[];
+  /** Positional or by-name parameters. */
+  readonly params: Params;
 }
 
 /** A call that must never be answered (`"id": null`, or no `id` at all). */
@@ -44,8 +92,8 @@ export interface NotificationEnvelope {
   readonly kind: "notification";
   /** The wire name of the method. */
   readonly method: string;
-  /** Positional parameters. */
-  readonly params: unknown[];
+  /** Positional or by-name parameters. */
+  readonly params: Params;
 }
 
 /** A successful reply. */
@@ -108,7 +156,7 @@ export class EnvelopeDecodeError extends SyntaxError {
   /** Which rule the frame broke. */
   readonly reason: DecodeErrorReason;
   /** The id to answer with an error, or `null` when the frame must be dropped. */
-  readonly replyId: Id | null;
+  readonly replyId: RequestId | null;
   /** For a broken reply with a usable id: the call it was meant to settle. */
   readonly responseId: Id | null;
 
@@ -123,7 +171,7 @@ export class EnvelopeDecodeError extends SyntaxError {
   constructor(
     reason: DecodeErrorReason,
     message: string,
-    replyId: Id | null = null,
+    replyId: RequestId | null = null,
     responseId: Id | null = null,
   ) {
     super(message);
@@ -192,11 +240,11 @@ function decodeCanonical(text: string): DecodeResult | undefined {
     }
     if (!text.startsWith(',"params":', end + 1)) return undefined;
     const params = parseValue(text, end + 11);
-    if (!Array.isArray(params)) return undefined;
+    if (typeof params !== "object" || params === null) return undefined; // array or object
     const method = known ? lastMethod : (lastMethod = text.slice(start, end));
     return id === null
-      ? { ok: true, envelope: { kind: "notification", method, params } }
-      : { ok: true, envelope: { kind: "request", id, method, params } };
+      ? { ok: true, envelope: { kind: "notification", method, params: params as Params } }
+      : { ok: true, envelope: { kind: "request", id, method, params: params as Params } };
   }
   if (id !== null && text.startsWith(',"result":', i)) {
     const result = parseValue(text, i + 10);
@@ -236,35 +284,28 @@ function decodeAny(text: string): DecodeResult {
   }
   const frame = value as Record<string, unknown>;
   const rawId = frame.id;
-  let id: Id | null = null;
+  let id: RequestId | null = null;
   if (rawId !== null && rawId !== undefined) {
     id = readId(rawId, text);
     if (id === null) {
-      return fail(
-        "bad-id",
-        "Cannot decode frame: id is not an unsigned 64-bit integer",
-      );
+      return fail("bad-id", "Cannot decode frame: id is not a JSON number or string");
     }
   }
   if ("method" in frame) {
     const { method, params = [] } = frame;
     if (typeof method !== "string") {
-      return fail(
-        "bad-method",
-        "Cannot decode frame: method is not a string",
-        id,
-      );
+      return fail("bad-method", "Cannot decode frame: method is not a string", id);
     }
-    if (!Array.isArray(params)) {
+    if (typeof params !== "object" || params === null) {
       return fail(
         "bad-params",
-        `Cannot decode frame: params of "${method}" is not an array`,
+        "Cannot decode frame: params is neither an array nor an object",
         id,
       );
     }
     return id === null
-      ? { ok: true, envelope: { kind: "notification", method, params } }
-      : { ok: true, envelope: { kind: "request", id, method, params } };
+      ? { ok: true, envelope: { kind: "notification", method, params: params as Params } }
+      : { ok: true, envelope: { kind: "request", id, method, params: params as Params } };
   }
   // A reply; never answered, so a bad reply has no replyId (two peers must not ping-pong errors).
   const hasResult = "result" in frame;
@@ -274,6 +315,10 @@ function decodeAny(text: string): DecodeResult {
       hasResult || hasError ? "bad-id" : "no-kind",
       "Cannot decode frame: reply has no id",
     );
+  }
+  if (id instanceof ForeignId) {
+    // Mist sends only u64 ids, so such a reply answers none of its calls.
+    return fail("bad-id", "Cannot decode frame: reply to an id Mist never sends");
   }
   if (hasResult && hasError) {
     return fail(
@@ -286,33 +331,22 @@ function decodeAny(text: string): DecodeResult {
   if (hasError) {
     const error = readError(frame.error);
     if (error === null) {
-      return fail(
-        "bad-error",
-        "Cannot decode frame: error is not a string",
-        null,
-        id,
-      );
+      return fail("bad-error", "Cannot decode frame: error is not a string", null, id);
     }
     return { ok: true, envelope: { kind: "failure", id, error } };
   }
   if (hasResult) {
-    return {
-      ok: true,
-      envelope: { kind: "success", id, result: frame.result },
-    };
+    return { ok: true, envelope: { kind: "success", id, result: frame.result } };
   }
-  // Only an id: looks like a request that lost its method, so the sender learns why.
-  return fail(
-    "no-kind",
-    "Cannot decode frame: neither method, result nor error",
-    id,
-  );
+  // Only an id: a request that lost its method (answered), or a JSON-RPC peer's reply to an
+  // `undefined` result (the receiver settles its pending call with `null`).
+  return fail("no-kind", "Cannot decode frame: neither method, result nor error", id, id);
 }
 
 function fail(
   reason: DecodeErrorReason,
   message: string,
-  replyId: Id | null = null,
+  replyId: RequestId | null = null,
   responseId: Id | null = null,
 ): DecodeResult {
   return {
@@ -331,17 +365,44 @@ function readError(error: unknown): string | null {
   return null;
 }
 
-function readId(raw: unknown, text: string): Id | null {
-  if (typeof raw !== "number" || !Number.isInteger(raw) || raw < 0) return null;
-  if (Number.isSafeInteger(raw)) return raw;
-  // JSON.parse rounded it: recover the exact digits from the source text.
-  const digits = topLevelIdText(text);
-  if (digits === null || !/^(0|[1-9][0-9]*)$/.test(digits)) return null;
-  const id = BigInt(digits);
-  return id > MAX_ID ? null : id;
+const U64 = /^(0|[1-9][0-9]{0,19})$/;
+
+/**
+ * The id as Mist keeps it: a u64 written digit for digit is an `Id`; any other JSON number or
+ * string is a `ForeignId` holding its exact text (so a reply echoes it). `null` for other types
+ * and for foreign ids longer than `MAX_FOREIGN_ID_LENGTH`.
+ */
+function readId(raw: unknown, text: string): RequestId | null {
+  if (typeof raw !== "number" && typeof raw !== "string") return null;
+  const source = idText(text, raw);
+  if (source === null) return null; // unreachable for valid JSON; be safe
+  if (typeof raw === "number" && U64.test(source)) {
+    if (Number.isSafeInteger(raw)) return raw;
+    const id = BigInt(source);
+    if (id <= MAX_ID) return id;
+  }
+  return source.length <= MAX_FOREIGN_ID_LENGTH ? new ForeignId(source) : null;
 }
 
-/** Finds the raw text of the top-level `"id"` member of a valid JSON object. */
+/**
+ * The raw text of the top-level `"id"` member of a valid JSON object. When the text holds
+ * `"id"` once, that is the member (found natively, without walking a large frame in script);
+ * otherwise the object is walked.
+ */
+function idText(text: string, parsed: number | string): string | null {
+  const at = text.indexOf('"id"');
+  if (at >= 0 && text.indexOf('"id"', at + 4) < 0) {
+    const found = ID_VALUE.exec(text.slice(at + 4, at + 600))?.[1];
+    // The parsed value confirms it is the top-level member (not a nested one, with the top-level
+    // key written with escapes).
+    if (found !== undefined && JSON.parse(found) === parsed) return found;
+  }
+  return topLevelIdText(text);
+}
+
+const ID_VALUE = /^\s*:\s*(-?[0-9][0-9eE.+-]*|"(?:[^"\\]|\\.)*")/;
+
+/** Walks a valid JSON object for the raw text of its top-level `"id"` member. */
 function topLevelIdText(text: string): string | null {
   let depth = 0;
   let i = 0;
@@ -354,6 +415,9 @@ function topLevelIdText(text: string): string | null {
       const end = stringEnd(text, i);
       if (depth === 1 && expectKey) {
         key = JSON.parse(text.slice(i, end)) as string;
+      } else if (depth === 1 && key === "id") {
+        found = text.slice(i, end);
+        key = null;
       }
       i = end;
       continue;
@@ -361,15 +425,14 @@ function topLevelIdText(text: string): string | null {
     if (c === "{" || c === "[") {
       depth++;
       expectKey = depth === 1;
+      if (depth === 2) key = null;
     } else if (c === "}" || c === "]") depth--;
     else if (c === ",") expectKey = depth === 1;
     else if (c === ":" && depth === 1) {
       expectKey = false;
       if (key === "id") {
-        const match = /^\s*(-?[0-9][0-9eE.+-]*)/.exec(
-          text.slice(i + 1, i + 64),
-        );
-        found = match ? match[1] : null;
+        const match = /^\s*(-?[0-9][0-9eE.+-]*)/.exec(text.slice(i + 1, i + 600));
+        if (match) [found, key] = [match[1], null];
       }
     }
     i++;
@@ -388,7 +451,7 @@ function stringEnd(text: string, start: number): number {
  *
  * @param id The request id, 0 to 2^64 - 1.
  * @param method The wire name of the method.
- * @param params Positional parameters (JSON-serialisable).
+ * @param params Positional or by-name parameters (JSON-serialisable).
  * @returns The frame text.
  * @throws {TypeError} When `params` cannot be serialised (a `bigint`, a cycle).
  *
@@ -400,9 +463,9 @@ function stringEnd(text: string, start: number): number {
  * ```
  */
 export function encodeRequest(
-  id: Id,
+  id: RequestId,
   method: string,
-  params: readonly unknown[],
+  params: Params,
 ): string {
   // One JSON.stringify call writes one flat string. Joining pieces would build a rope that the
   // socket copies once more before encoding it (~0.15 ms per MiB). A bigint is not JSON.
@@ -428,7 +491,7 @@ export function encodeRequest(
  */
 export function encodeNotification(
   method: string,
-  params: readonly unknown[],
+  params: Params,
 ): string {
   return JSON.stringify({ id: null, method, params }); // flat, as in encodeRequest
 }
@@ -436,7 +499,7 @@ export function encodeNotification(
 /**
  * Encodes a success reply. `undefined` becomes `null`.
  *
- * @param id The id of the request being answered.
+ * @param id The id of the request being answered (a foreign id is written verbatim).
  * @param result The result (JSON-serialisable).
  * @returns The frame text.
  * @throws {TypeError} When `result` cannot be serialised.
@@ -448,7 +511,7 @@ export function encodeNotification(
  * assert.equal(encodeSuccess(3n, undefined), '{"id":3,"result":null}');
  * ```
  */
-export function encodeSuccess(id: Id, result: unknown): string {
+export function encodeSuccess(id: RequestId, result: unknown): string {
   if (typeof id === "number") { // flat, as in encodeRequest
     const text = JSON.stringify({ id, result });
     // A value with no JSON form (undefined, a function) drops the key: `{"id":N}`, no comma.
@@ -471,7 +534,7 @@ export function encodeSuccess(id: Id, result: unknown): string {
  * assert.equal(encodeFailure(4, "no"), '{"id":4,"error":"no"}');
  * ```
  */
-export function encodeFailure(id: Id, error: string): string {
+export function encodeFailure(id: RequestId, error: string): string {
   return `{"id":${id},"error":${JSON.stringify(error)}}`;
 }
 
@@ -505,7 +568,7 @@ export function encode(envelope: Envelope): string {
 
 /**
  * A key for maps of ids: numbers stay numbers; large `bigint` ids (never safe integers) become
- * strings, so `5` and `5n` never collide and lookups stay cheap.
+ * strings, so `5` and `5n` never collide and lookups stay cheap; a foreign id is its text.
  *
  * @param id An id.
  * @returns A map key.
@@ -518,8 +581,10 @@ export function encode(envelope: Envelope): string {
  * assert.equal(idKey(2n ** 60n), "1152921504606846976");
  * ```
  */
-export function idKey(id: Id): number | string {
-  return typeof id === "bigint"
-    ? (id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id.toString())
-    : id;
+export function idKey(id: RequestId): number | string {
+  if (typeof id === "number") return id;
+  if (typeof id === "bigint") {
+    return id <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(id) : id.toString();
+  }
+  return id.text; // never a plain decimal, so never equal to a large id's key
 }

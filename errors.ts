@@ -114,6 +114,37 @@ export class ClosedError extends Error {
 }
 
 /**
+ * The other side never said `$/hello`, so it speaks only the seed's format and may not answer
+ * requests: a server does not call such a client (PROTOCOL.md §5). Nothing was sent.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NotNegotiatedError } from "./errors.ts";
+ * const error = new NotNegotiatedError("refresh");
+ * assert.equal(error.name, "NotNegotiatedError");
+ * assert.match(error.message, /^Cannot call "refresh": the client did not say \$\/hello/);
+ * ```
+ */
+export class NotNegotiatedError extends Error {
+  /** The method that was not called. */
+  readonly method: string;
+
+  /**
+   * Creates the instance.
+   *
+   * @param method The method that was not called.
+   */
+  constructor(method: string) {
+    super(
+      `Cannot call "${method}": the client did not say $/hello, so it may not answer requests`,
+    );
+    this.name = "NotNegotiatedError";
+    this.method = method;
+  }
+}
+
+/**
  * Reconnection failed for longer than the give-up time; the client stopped trying. Only an
  * explicit `client.connect()` starts again.
  *
@@ -126,24 +157,28 @@ export class ClosedError extends Error {
  * ```
  */
 export class ChannelDeadError extends Error {
-  /** How long the client tried, in milliseconds. */
-  readonly deadAfterMs: number;
-  /** The method that was waiting, if any. */
+  /** The give-up time that passed, or `undefined` when the client does not reconnect. */
+  readonly deadAfterMs: number | undefined;
+  /** The method of the call that failed, if any. */
   readonly method: string | undefined;
 
   /**
    * Creates the instance.
    *
-   * @param deadAfterMs How long the client tried.
-   * @param method The method that was waiting.
-   * @param options `cause`: the last connection error.
+   * @param deadAfterMs The give-up time, or `undefined` without reconnection.
+   * @param method The method of the call that failed.
+   * @param options `cause`: the last connection error; its message is quoted.
    */
-  constructor(deadAfterMs: number, method?: string, options?: ErrorOptions) {
+  constructor(deadAfterMs: number | undefined, method?: string, options?: ErrorOptions) {
     const what = method === undefined ? "connect" : `call "${method}"`;
-    super(
-      `Cannot ${what}: channel dead after ${deadAfterMs} ms without a connection`,
-      options,
-    );
+    const when = deadAfterMs === undefined
+      ? "the connection failed and reconnect is off"
+      : `${deadAfterMs} ms without a connection`;
+    const cause = options?.cause;
+    const last = cause === undefined
+      ? ""
+      : ` (last error: ${cause instanceof Error ? cause.message : String(cause)})`;
+    super(`Cannot ${what}: channel dead after ${when}${last}`, options);
     this.name = "ChannelDeadError";
     this.deadAfterMs = deadAfterMs;
     this.method = method;

@@ -1,6 +1,8 @@
 /**
  * The server's idle check: a connection that has sent nothing for half the idle timeout is asked
- * `$/ping`, and one that then sends nothing for the other half is closed with 1001.
+ * `$/ping` (only a client that said `$/hello`; a seed client is just given the other half), and
+ * one that then sends nothing for the other half is closed with 1001. Clients that did not
+ * announce `$/hello` at the upgrade are watched by Deno's ping frames instead (`server.ts`).
  *
  * Deno's `upgradeWebSocket` can do the same with WebSocket ping frames (its `idleTimeout`), but
  * it re-arms a timer on every message received: ~0.7 µs a message, about 5 % of the server's CPU
@@ -92,6 +94,9 @@ export class IdleWatch {
         // A whole period without a frame while a ping waits: the other side is gone or stuck.
         this.#peers.delete(peer);
         peer.close(1001, IDLE_CLOSE_REASON);
+      } else if (!peer.remote) {
+        // A seed client is never sent $/ping: a whole further period of silence ends it.
+        watched.waiting = true;
       } else {
         watched.waiting = true;
         const answered = () => void (watched.waiting = false);

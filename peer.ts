@@ -14,17 +14,20 @@ import {
   encodeRequest,
   encodeSuccess,
   type EnvelopeDecodeError,
-  type Id,
   idKey,
+  type Params,
+  type RequestId,
 } from "./envelope.ts";
-import { DisconnectedError, LimitError, RemoteError } from "./errors.ts";
-import { consoleLogger, type Logger } from "./log.ts";
+import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "./errors.ts";
+import { consoleLogger, type Logger, logSafe, safeLogger } from "./log.ts";
 import { type HandlerContext, HandlerRegistry } from "./registry.ts";
 import { checkInt } from "./_options.ts";
 import type { Frame, Transport } from "./transport.ts";
 
 /** Default {@linkcode PeerOptions.maxMessageBytes}: 16 MiB, below Deno's own 64 MiB cap. */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 16 * 1024 * 1024;
+/** The largest `maxMessageBytes` allowed: 64 MiB, what Deno's own sockets accept. */
+export const MAX_MESSAGE_BYTES_LIMIT: number = 64 * 1024 * 1024;
 /** Default {@linkcode PeerOptions.maxInFlight}. */
 export const DEFAULT_MAX_IN_FLIGHT = 1024;
 /** Default {@linkcode PeerOptions.maxPendingCalls}. */
@@ -35,6 +38,21 @@ export const DEFAULT_HIGH_WATER_MARK_BYTES: number = 1024 * 1024;
 export const CANCEL_METHOD = "$/cancel";
 /** The reserved request any Mist peer answers with `null`: a liveness probe. */
 export const PING_METHOD = "$/ping";
+/** The reserved request a client sends first to say what it speaks (PROTOCOL.md §5). */
+export const HELLO_METHOD = "$/hello";
+/** The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone. */
+export const PROTOCOL_REVISION = 2;
+
+/**
+ * What the other side declared in `$/hello`: from then on it answers requests, `$/ping` and
+ * `$/cancel`, and uses the optional features listed.
+ */
+export interface RemoteInfo {
+  /** Its protocol revision (2 or more). */
+  readonly version: number;
+  /** Optional features it supports beyond its revision. */
+  readonly features: readonly string[];
+}
 
 // How often a send waiting on bufferedAmount looks again; sockets have no "drain" event.
 const DRAIN_POLL_MS = 2;
@@ -68,11 +86,11 @@ export interface Caller {
   /** Calls a method and waits for its result. */
   call(
     method: string,
-    params?: readonly unknown[],
+    params?: Params,
     options?: CallOptions,
   ): Promise<unknown>;
   /** Sends a notification; no reply will come. */
-  notify(method: string, params?: readonly unknown[]): void;
+  notify(method: string, params?: Params): void;
 }
 
 /**
@@ -111,8 +129,18 @@ export interface PeerOptions {
   highWaterMarkBytes?: number;
   /** Timeout of calls that set none. @default undefined (no timeout) */
   defaultTimeoutMs?: number;
-  /** Where problems are reported. @default consoleLogger("warn") */
+  /**
+   * Where problems are reported; every message is passed through `logSafe` first (one line,
+   * bounded). @default consoleLogger("warn")
+   */
   logger?: Logger;
+  /**
+   * Send requests to the other side only after it said `$/hello` (a server toward its clients:
+   * the seed's clients never answer requests). Until then `call()` rejects with
+   * {@linkcode NotNegotiatedError}. Reserved methods (`$/cancel`, `$/ping`) are sent only to a
+   * peer that said hello, whatever this is. @default false
+   */
+  requireHello?: boolean;
 }
 
 /**
@@ -163,12 +191,12 @@ interface Pending {
 class Context implements HandlerContext {
   readonly peer: Caller;
   readonly method: string;
-  readonly id: Id | null;
+  readonly id: RequestId | null;
   #controller: AbortController | undefined;
   #reason: unknown;
   #aborted = false;
 
-  constructor(peer: Caller, method: string, id: Id | null) {
+  constructor(peer: Caller, method: string, id: RequestId | null) {
     this.peer = peer;
     this.method = method;
     this.id = id;
@@ -248,6 +276,8 @@ export class Peer implements Caller, Disposable {
   #resolveClosed!: (info: CloseInfo) => void;
   #counts = { dropped: 0, rejected: 0, binary: 0, overloaded: 0 };
   #received = 0;
+  #requireHello: boolean;
+  #remote: RemoteInfo | undefined;
 
   /** Resolves once, when the connection has closed (either side, any reason). */
   readonly closed: Promise<CloseInfo>;
@@ -269,6 +299,7 @@ export class Peer implements Caller, Disposable {
     this.#maxPending = resolved.maxPendingCalls;
     this.#highWater = resolved.highWaterMarkBytes;
     this.#defaultTimeoutMs = resolved.defaultTimeoutMs;
+    this.#requireHello = resolved.requireHello;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     transport.start({
       frame: (data) => this.#onFrame(data),
@@ -296,23 +327,65 @@ export class Peer implements Caller, Disposable {
   }
 
   /**
+   * What the other side declared in `$/hello`, or `undefined` while it speaks only the seed's
+   * format (it may not answer requests, `$/ping` or `$/cancel`).
+   */
+  get remote(): RemoteInfo | undefined {
+    return this.#remote;
+  }
+
+  /**
+   * Says `$/hello`: declares this side's revision (so the other side may call it) and learns
+   * the other side's. A peer that does not know `$/hello` (the seed's servers answer `null` or
+   * an unknown-method error) leaves {@linkcode Peer.remote} undefined.
+   *
+   * @param extra Further members of the hello's params (a proof, PROTOCOL.md §1).
+   * @param options Bounds the wait.
+   * @returns What the other side declared, or `undefined` for a seed peer.
+   * @throws {DisconnectedError} The connection closed first; or the timeout's or signal's reason.
+   */
+  async hello(
+    extra: Readonly<Record<string, unknown>> = {},
+    options: CallOptions = {},
+  ): Promise<RemoteInfo | undefined> {
+    const params = { ...extra, version: PROTOCOL_REVISION, features: [] };
+    let result: unknown;
+    try {
+      result = await this.#call(HELLO_METHOD, params, options);
+    } catch (error) {
+      if (error instanceof RemoteError) return undefined; // an older peer: unknown method
+      throw error;
+    }
+    this.#remote = readHello(result) ?? this.#remote;
+    return this.#remote;
+  }
+
+  /**
    * Calls a method on the other side.
    *
    * @param method The wire name.
-   * @param params Positional parameters (JSON-serialisable).
+   * @param params Positional (array) or by-name (object) parameters, JSON-serialisable.
    * @param options Cancellation and timeout.
    * @returns The result the other side returned.
    * @throws {RemoteError} The handler failed, or the method is unknown there.
    * @throws {DisconnectedError} The connection closed before the reply came.
+   * @throws {NotNegotiatedError} With `requireHello`, the other side has not said `$/hello`.
    * @throws {LimitError} `too-many-pending` or `message-too-big` (nothing was sent).
    * @throws {DOMException} `TimeoutError` after `timeoutMs`; an aborted `signal`'s reason.
-   * @throws {TypeError} `method` is not a string, `params` not an array or not serialisable.
+   * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
    */
   call(
     method: string,
-    params: readonly unknown[] = [],
+    params: Params = [],
     options: CallOptions = {},
   ): Promise<unknown> {
+    if (this.#requireHello && !this.#remote && !this.#closeInfo) {
+      return Promise.reject(new NotNegotiatedError(method));
+    }
+    return this.#call(method, params, options);
+  }
+
+  #call(method: string, params: Params, options: CallOptions): Promise<unknown> {
     return new Promise((resolve, reject) => {
       if (this.#closeInfo) {
         const { code, reason } = this.#closeInfo;
@@ -373,12 +446,12 @@ export class Peer implements Caller, Disposable {
    * Sends a notification: the other side runs the handler and never replies.
    *
    * @param method The wire name.
-   * @param params Positional parameters (JSON-serialisable).
+   * @param params Positional (array) or by-name (object) parameters, JSON-serialisable.
    * @throws {DisconnectedError} The connection is closed.
    * @throws {LimitError} `message-too-big`, or `overloaded` when the send queue is full.
-   * @throws {TypeError} `method` is not a string, `params` not an array or not serialisable.
+   * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
    */
-  notify(method: string, params: readonly unknown[] = []): void {
+  notify(method: string, params: Params = []): void {
     if (this.#closeInfo) {
       throw new DisconnectedError(
         this.#closeInfo.code,
@@ -409,10 +482,12 @@ export class Peer implements Caller, Disposable {
    *
    * @param code WebSocket close code. @default 1000
    * @param reason Close reason. @default ""
+   * @param errorFor The error each pending call rejects with, by method.
+   * @default a {@linkcode DisconnectedError} with this code and reason
    */
-  close(code = 1000, reason = ""): void {
+  close(code = 1000, reason = "", errorFor?: (method: string) => Error): void {
     if (this.#closeInfo) return;
-    this.#finish(code, reason);
+    this.#finish(code, reason, errorFor);
     this.#transport.close(code, reason);
   }
 
@@ -476,6 +551,11 @@ export class Peer implements Caller, Disposable {
   }
 
   #onInvalid(error: EnvelopeDecodeError): void {
+    const pendingKey = error.responseId === null ? undefined : idKey(error.responseId);
+    if (error.reason === "no-kind" && this.#pending.has(pendingKey as number)) {
+      // `{"id": N}` alone: how JSON-RPC peers answer with an `undefined` result.
+      return this.#settle(error.responseId!, true, null);
+    }
     if (error.replyId !== null) {
       this.#counts.rejected++;
       this.#send(encodeFailure(error.replyId, error.message));
@@ -492,7 +572,7 @@ export class Peer implements Caller, Disposable {
     }
   }
 
-  #settle(id: Id, ok: boolean, value: unknown): void {
+  #settle(id: RequestId, ok: boolean, value: unknown): void {
     const key = idKey(id);
     const entry = typeof key === "number" ? this.#pending.get(key) : undefined;
     if (!entry) {
@@ -505,11 +585,12 @@ export class Peer implements Caller, Disposable {
     else entry.reject(new RemoteError(entry.method, value as string));
   }
 
-  #onRequest(id: Id, method: string, params: unknown[]): void {
+  #onRequest(id: RequestId, method: string, params: Params): void {
     if (method === PING_METHOD) return this.#send(encodeSuccess(id, null));
+    if (method === HELLO_METHOD) return this.#onHello(id, params);
     if (this.#draining) {
       return this.#send(
-        encodeFailure(id, `Cannot run "${method}": peer is shutting down`),
+        encodeFailure(id, `Cannot run ${quoted(method)}: peer is shutting down`),
       );
     }
     if (
@@ -525,20 +606,29 @@ export class Peer implements Caller, Disposable {
       return this.#send(
         encodeFailure(
           id,
-          `Cannot run "${method}": overloaded (${this.#maxInFlight} requests in flight)`,
+          `Cannot run ${quoted(method)}: overloaded (${this.#maxInFlight} requests in flight)`,
         ),
       );
     }
     const handler = this.#registry.lookup(method);
     if (!handler) {
-      return this.#send(encodeFailure(id, `Unknown method "${method}"`));
+      return this.#send(encodeFailure(id, `Unknown method ${quoted(method)}`));
     }
     this.#run(handler, id, method, params);
   }
 
-  #onNotification(method: string, params: unknown[]): void {
+  #onHello(id: RequestId, params: Params): void {
+    const info = readHello(params);
+    if (!info) {
+      return this.#send(encodeFailure(id, `Cannot accept "${HELLO_METHOD}": no version >= 2`));
+    }
+    this.#remote = info;
+    this.#send(encodeSuccess(id, { version: PROTOCOL_REVISION, features: [] }));
+  }
+
+  #onNotification(method: string, params: Params): void {
     if (method === CANCEL_METHOD) {
-      const key = cancelKey(params[0]);
+      const key = Array.isArray(params) ? cancelKey(params[0]) : undefined;
       if (key !== undefined) {
         this.#running.get(key)?.abort(new DOMException("Cancelled by the caller", "AbortError"));
       }
@@ -548,7 +638,7 @@ export class Peer implements Caller, Disposable {
     if (this.#runningCount >= this.#maxInFlight) {
       this.#counts.overloaded++;
       this.#logger.warn(
-        `Dropping notification "${method}": ${this.#maxInFlight} handlers running`,
+        `Dropping notification ${quoted(method)}: ${this.#maxInFlight} handlers running`,
       );
       return;
     }
@@ -558,10 +648,10 @@ export class Peer implements Caller, Disposable {
   }
 
   #run(
-    handler: (params: unknown[], context: HandlerContext) => unknown,
-    id: Id | null,
+    handler: (params: Params, context: HandlerContext) => unknown,
+    id: RequestId | null,
     method: string,
-    params: unknown[],
+    params: Params,
   ): void {
     const context = new Context(this, method, id);
     this.#runningCount++;
@@ -591,7 +681,7 @@ export class Peer implements Caller, Disposable {
 
   #done(
     key: number | string | undefined,
-    id: Id | null,
+    id: RequestId | null,
     method: string,
     ok: boolean,
     value: unknown,
@@ -602,7 +692,7 @@ export class Peer implements Caller, Disposable {
     if (id === null) {
       if (!ok) {
         this.#logger.debug(
-          `Notification "${method}" failed: ${errorText(value)}`,
+          `Notification ${quoted(method)} failed: ${errorText(value)}`,
         );
       }
       return;
@@ -614,13 +704,13 @@ export class Peer implements Caller, Disposable {
     } catch (error) {
       frame = encodeFailure(
         id,
-        `Cannot encode result of "${method}": ${errorText(error)}`,
+        `Cannot encode result of ${quoted(method)}: ${errorText(error)}`,
       );
     }
     if (tooBig(frame, this.#maxMessageBytes)) {
       frame = encodeFailure(
         id,
-        `Cannot reply to "${method}": result over ${this.#maxMessageBytes} bytes`,
+        `Cannot reply to ${quoted(method)}: result over ${this.#maxMessageBytes} bytes`,
       );
     }
     this.#send(frame);
@@ -629,8 +719,8 @@ export class Peer implements Caller, Disposable {
   #abandon(id: number, reason: unknown): void {
     if (!this.#pending.has(id)) return;
     this.#reject(id, reason);
-    // Tell the other side; a peer that does not know $/cancel ignores it.
-    if (!this.#closeInfo) this.#send(encodeNotification(CANCEL_METHOD, [id]));
+    // Tell the other side, if it said hello: a seed peer never sees a reserved method.
+    if (!this.#closeInfo && this.#remote) this.#send(encodeNotification(CANCEL_METHOD, [id]));
   }
 
   #reject(id: number, reason: unknown): void {
@@ -687,14 +777,14 @@ export class Peer implements Caller, Disposable {
     setTimeout(step, DRAIN_POLL_MS);
   }
 
-  #finish(code: number, reason: string): void {
+  #finish(code: number, reason: string, errorFor?: (method: string) => Error): void {
     if (this.#closeInfo) return;
     this.#closeInfo = { code, reason };
     this.#queue.length = 0;
     this.#pumping = false;
     for (const [id, entry] of this.#pending) {
       this.#forget(id, entry);
-      entry.reject(new DisconnectedError(code, reason, entry.method));
+      entry.reject(errorFor?.(entry.method) ?? new DisconnectedError(code, reason, entry.method));
     }
     const aborted = new DisconnectedError(code, reason);
     for (const context of this.#running.values()) context.abort(aborted);
@@ -721,14 +811,16 @@ export function resolvePeerOptions(
   options: PeerOptions,
 ): Required<Omit<PeerOptions, "defaultTimeoutMs">> & { defaultTimeoutMs: number | undefined } {
   return {
+    requireHello: options.requireHello ?? false,
     registry: options.registry ?? new HandlerRegistry(),
-    logger: options.logger ?? consoleLogger(),
+    // Peers log names and texts the other side chose: one bounded, escaped line each.
+    logger: safeLogger(options.logger ?? consoleLogger()),
     maxMessageBytes: checkInt(
       "maxMessageBytes",
       options.maxMessageBytes,
       DEFAULT_MAX_MESSAGE_BYTES,
       1,
-      64 * 1024 * 1024 - 1,
+      MAX_MESSAGE_BYTES_LIMIT,
     ),
     maxInFlight: checkInt("maxInFlight", options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1),
     maxPendingCalls: checkInt(
@@ -758,19 +850,35 @@ function cancelKey(target: unknown): number | string | undefined {
   return undefined;
 }
 
+/** A method name the other side chose, fit for a reply or a log line: escaped, at most 100 chars. */
+function quoted(method: string): string {
+  return `"${logSafe(method, 100)}"`;
+}
+
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function checkCall(method: string, params: readonly unknown[]): void {
+function checkCall(method: string, params: Params): void {
   if (typeof method !== "string") {
     throw new TypeError(
       `Cannot call: method is ${typeof method}, not a string`,
     );
   }
-  if (!Array.isArray(params)) {
-    throw new TypeError(`Cannot call "${method}": params is not an array`);
+  if (typeof params !== "object" || params === null) {
+    throw new TypeError(`Cannot call "${method}": params is neither an array nor an object`);
   }
+}
+
+/** A hello's params or reply: `{version >= 2, features?: string[]}`, else `undefined`. */
+function readHello(value: unknown): RemoteInfo | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { version, features = [] } = value as { version?: unknown; features?: unknown };
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 2) return undefined;
+  const list = Array.isArray(features)
+    ? features.filter((f): f is string => typeof f === "string").slice(0, 32)
+    : [];
+  return { version, features: list };
 }
 
 /** UTF-8 length without encoding when the UTF-16 length already decides (≤ 3 bytes a unit). */

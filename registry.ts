@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Id } from "./envelope.ts";
+import type { Params, RequestId } from "./envelope.ts";
 import type { Caller } from "./peer.ts";
 
 /** Method names starting with this prefix are Mist's own (`$/cancel`, `$/ping`). */
@@ -28,15 +28,22 @@ export interface HandlerContext {
   readonly peer: Caller;
   /** The method's wire name (useful in a fallback). */
   readonly method: string;
-  /** The request id, or `null` for a notification. */
-  readonly id: Id | null;
+  /** The request id (another peer's may be a `ForeignId`), or `null` for a notification. */
+  readonly id: RequestId | null;
 }
 
 /**
  * A method's implementation: returns (or resolves to) the result; a thrown `Error` becomes the
  * error string sent back (its `message`; other thrown values are stringified).
+ *
+ * @typeParam P The params it expects: positional (an array, the default) or by name (an
+ * object). It receives what the caller sent; a handler that may be called both ways checks
+ * `Array.isArray(params)`.
  */
-export type HandlerFn = (params: unknown[], context: HandlerContext) => unknown;
+export type HandlerFn<P extends Params = unknown[]> = (
+  params: P,
+  context: HandlerContext,
+) => unknown;
 
 /**
  * Maps wire names to handlers, with an optional fallback for unregistered names.
@@ -54,13 +61,14 @@ export type HandlerFn = (params: unknown[], context: HandlerContext) => unknown;
  * ```
  */
 export class HandlerRegistry {
-  #handlers = new Map<string, HandlerFn>();
-  #fallback: HandlerFn | undefined;
+  #handlers = new Map<string, HandlerFn<Params>>();
+  #fallback: HandlerFn<Params> | undefined;
 
   /**
    * Registers (or replaces) the handler for a method.
    *
    * @param method The wire name; must not start with `$/`.
+   * @typeParam P The params form the handler expects (see {@linkcode HandlerFn}).
    * @param handler The implementation.
    * @returns This registry, for chaining.
    * @throws {TypeError} When `method` is empty, reserved, or `handler` is not a function.
@@ -72,7 +80,7 @@ export class HandlerRegistry {
    * assert.throws(() => new HandlerRegistry().register("$/ping", () => null), TypeError);
    * ```
    */
-  register(method: string, handler: HandlerFn): this {
+  register<P extends Params = unknown[]>(method: string, handler: HandlerFn<P>): this {
     if (
       typeof method !== "string" || method === "" ||
       method.startsWith(RESERVED_PREFIX)
@@ -86,7 +94,8 @@ export class HandlerRegistry {
         `Cannot register "${method}": handler is not a function`,
       );
     }
-    this.#handlers.set(method, handler);
+    // P only says which form the handler expects; it receives whatever the caller sent.
+    this.#handlers.set(method, handler as HandlerFn<Params>);
     return this;
   }
 
@@ -111,6 +120,7 @@ export class HandlerRegistry {
    * Sets the handler for methods with no handler of their own (`undefined` removes it).
    * Without one, such requests are answered `Unknown method "<name>"`.
    *
+   * @typeParam P The params form the fallback expects (see {@linkcode HandlerFn}).
    * @param handler The fallback; it reads the method from `context.method`.
    *
    * @example
@@ -122,11 +132,11 @@ export class HandlerRegistry {
    * assert.ok(registry.lookup("anything"));
    * ```
    */
-  setFallback(handler: HandlerFn | undefined): void {
+  setFallback<P extends Params = unknown[]>(handler: HandlerFn<P> | undefined): void {
     if (handler !== undefined && typeof handler !== "function") {
       throw new TypeError("Cannot set fallback: handler is not a function");
     }
-    this.#fallback = handler;
+    this.#fallback = handler as HandlerFn<Params> | undefined;
   }
 
   /**
@@ -142,7 +152,7 @@ export class HandlerRegistry {
    * assert.equal(new HandlerRegistry().lookup("echo"), undefined);
    * ```
    */
-  lookup(method: string): HandlerFn | undefined {
+  lookup(method: string): HandlerFn<Params> | undefined {
     return this.#handlers.get(method) ?? this.#fallback;
   }
 }

@@ -28,6 +28,7 @@ const REDACTED = "SharedSecret(<redacted>)";
  */
 export class SharedSecret {
   #bytes: Uint8Array;
+  #key: Promise<CryptoKey> | undefined;
 
   private constructor(bytes: Uint8Array) {
     this.#bytes = bytes;
@@ -117,6 +118,39 @@ export class SharedSecret {
     let diff = 0;
     for (let i = 0; i < SECRET_BYTES; i++) diff |= this.#bytes[i] ^ other[i];
     return diff === 0;
+  }
+
+  /**
+   * An HMAC-SHA-256 of `message` keyed by the secret: proves knowledge of the secret without
+   * revealing it (the mutual proof of PROTOCOL.md §1). Web Crypto, so it runs everywhere.
+   *
+   * @param message What to sign.
+   * @returns The 32-byte tag.
+   *
+   * @example Tags differ by message and never contain the secret
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { SharedSecret } from "./secret.ts";
+   * const secret = SharedSecret.generate();
+   * const a = await secret.sign(new TextEncoder().encode("a"));
+   * assert.equal(a.length, 32);
+   * assert.notDeepEqual(a, await secret.sign(new TextEncoder().encode("b")));
+   * ```
+   */
+  async sign(message: Uint8Array): Promise<Uint8Array> {
+    this.#key ??= crypto.subtle.importKey(
+      "raw",
+      this.#bytes as Uint8Array<ArrayBuffer>,
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign"],
+    );
+    const tag = await crypto.subtle.sign(
+      "HMAC",
+      await this.#key,
+      message as Uint8Array<ArrayBuffer>,
+    );
+    return new Uint8Array(tag);
   }
 
   /**

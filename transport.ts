@@ -149,7 +149,9 @@ export class WebSocketTransport implements Transport {
     );
     this.#socket.addEventListener(
       "close",
-      (event) => sink.closed(event.code ?? 1006, event.reason ?? ""),
+      // Deno's server-side socket reports 0, not 1006, for a connection that ended without a
+      // close frame.
+      (event) => sink.closed(event.code || 1006, event.reason ?? ""),
     );
   }
 

@@ -256,20 +256,33 @@ export class ScriptedPeer {
     });
   }
 
-  /** Connects to `url`; waits for the socket to open. */
+  /**
+   * Connects to `url`; waits for the socket to open. With `hello`, it announces itself with the
+   * `X-Mist-Version` header and says `$/hello` (id `"hello"`) first, reading the reply: the
+   * server may then call it. Without, it is a seed client.
+   */
   static async connect(
     url: string,
     secret: SharedSecret | string | undefined,
-    options: { protocols?: string[] } = {},
+    options: { protocols?: string[]; hello?: boolean } = {},
   ): Promise<ScriptedPeer> {
     const hex = typeof secret === "string" ? secret : secret?.toHex();
     const init: { headers?: Record<string, string>; protocols?: string[] } = {};
     if (options.protocols) init.protocols = options.protocols;
     else if (hex !== undefined) init.headers = { "X-Land-Secret": hex };
+    if (options.hello) init.headers = { ...init.headers, "X-Mist-Version": "2" };
     // Deno's WebSocket takes a dictionary with headers and protocols.
     const socket = new WebSocket(url, init as unknown as string[]);
     const peer = new ScriptedPeer(socket);
     await peer.opened;
+    if (options.hello) {
+      const reply = JSON.parse(
+        await peer.exchange('{"id":"hello","method":"$/hello","params":{"version":2}}'),
+      );
+      if (reply.id !== "hello" || reply.result?.version !== 2) {
+        throw new Error(`Unexpected hello reply ${JSON.stringify(reply)}`);
+      }
+    }
     return peer;
   }
 

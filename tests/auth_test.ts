@@ -297,6 +297,8 @@ Deno.test("authorize() checks upgrade, then Host, then Origin, then the secret",
   assert.deepEqual(authorize(request({ "x-land-secret": "11".repeat(32) }), policy()), {
     ok: true,
     protocol: undefined,
+    proof: undefined,
+    announced: false,
   });
 });
 
@@ -305,13 +307,15 @@ Deno.test("authorize() accepts a non-loopback Host listed in allowedHosts", () =
     request({ host: "10.0.0.5:9", "x-land-secret": "11".repeat(32) }),
     policy({ allowedHosts: ["10.0.0.5"] }),
   );
-  assert.deepEqual(ok, { ok: true, protocol: undefined });
+  assert.deepEqual(ok, { ok: true, protocol: undefined, proof: undefined, announced: false });
 });
 
 Deno.test("authorize() with a null secret accepts any upgrade from an allowed origin", () => {
   assert.deepEqual(authorize(request({}), policy({ secret: null })), {
     ok: true,
     protocol: undefined,
+    proof: undefined,
+    announced: false,
   });
 });
 
@@ -324,4 +328,37 @@ Deno.test("isLoopbackHost() accepts loopback names and addresses only", () => {
   ) {
     assert.ok(!isLoopbackHost(host), host);
   }
+});
+
+Deno.test("authorize() takes a proof token instead of the secret and marks the client announced", () => {
+  const token = `${"a".repeat(32)}.${"b".repeat(64)}`;
+  assert.deepEqual(authorize(request({ "x-mist-proof": token }), policy()), {
+    ok: true,
+    protocol: undefined,
+    proof: token,
+    announced: true,
+  });
+  const offered = { "sec-websocket-protocol": `mist.v1, mist.proof.${token}` };
+  assert.deepEqual(authorize(request(offered), policy()), {
+    ok: true,
+    protocol: "mist.v1",
+    proof: token,
+    announced: true,
+  });
+  // Only a proof entry offered: it is selected (a browser needs one), it carries no secret.
+  const alone = authorize(request({ "sec-websocket-protocol": `mist.proof.${token}` }), policy());
+  assert.ok(alone.ok && alone.protocol === `mist.proof.${token}`);
+});
+
+Deno.test("authorize() reads the announcement header and the offered mist.v1", () => {
+  const secret = "11".repeat(32);
+  const header = authorize(request({ "x-land-secret": secret, "x-mist-version": "2" }), policy());
+  assert.ok(header.ok && header.announced);
+  const browser = authorize(
+    request({ "sec-websocket-protocol": `${secret}, mist.v1` }),
+    policy(),
+  );
+  assert.ok(browser.ok && browser.announced && browser.protocol === "mist.v1");
+  const seed = authorize(request({ "sec-websocket-protocol": secret }), policy());
+  assert.ok(seed.ok && !seed.announced && seed.protocol === secret);
 });

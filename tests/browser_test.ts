@@ -33,7 +33,7 @@ async function ensureChromium(): Promise<void> {
   );
 }
 
-Deno.test("Client in headless Chromium: subprotocol secret, calls both ways, reconnect through the provider, foreign origin refused", async () => {
+Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both ways, reconnect through the provider, foreign origin refused", async () => {
   await ensureChromium();
   const dist = await Deno.makeTempDir({ prefix: "mist-browser-dist-" });
   const profile = await Deno.makeTempDir({ prefix: "mist-chromium-profile-" });
@@ -82,10 +82,10 @@ Deno.test("Client in headless Chromium: subprotocol secret, calls both ways, rec
     await tab.goto(`${origin}/`);
     await tab.waitForFunction(() => "mist" in globalThis);
 
-    // Connects with the subprotocol form of the secret; the server selects mist.v1.
+    // Connects with the bare hex first (what every server accepts); the server selects mist.v1.
     await tab.waitForFunction(() => globalThis.mist.states.includes("open"));
     const first = await tab.evaluate(() => globalThis.mist.sockets[0]);
-    assert.deepEqual(first.protocols, ["mist.v1", `mist.secret.${current.secret.toHex()}`]);
+    assert.deepEqual(first.protocols, [current.secret.toHex(), "mist.v1"]);
     assert.equal(first.selected, "mist.v1");
     assert.equal(first.url, current.server.url);
 
@@ -131,7 +131,7 @@ Deno.test("Client in headless Chromium: subprotocol secret, calls both ways, rec
     assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
     assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
     const last = await tab.evaluate(() => globalThis.mist.sockets.at(-1)!);
-    assert.deepEqual(last.protocols, ["mist.v1", `mist.secret.${current.secret.toHex()}`]);
+    assert.deepEqual(last.protocols, [current.secret.toHex(), "mist.v1"]);
     assert.equal(last.url, current.server.url);
     assert.equal(last.selected, "mist.v1");
 

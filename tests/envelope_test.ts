@@ -16,9 +16,12 @@ import {
   encodeSuccess,
   type Envelope,
   EnvelopeDecodeError,
+  ForeignId,
   type Id,
   idKey,
+  MAX_FOREIGN_ID_LENGTH,
   MAX_ID,
+  type RequestId,
 } from "../envelope.ts";
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -27,7 +30,7 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 function assertInvalid(
   text: string,
   reason: DecodeErrorReason,
-  replyId: Id | null = null,
+  replyId: RequestId | null = null,
   responseId: Id | null = null,
 ): EnvelopeDecodeError {
   const decoded = decode(text);
@@ -136,20 +139,46 @@ Deno.test("decode() reports non-objects (array, number, null, string) without a 
 });
 
 Deno.test("decode() reports ids of the wrong type without a reply id", () => {
-  for (const id of ['"1"', "true", "false", "{}", "[1]"]) {
+  for (const id of ["true", "false", "{}", "[1]"]) {
     assertInvalid(`{"id":${id},"method":"echo","params":[]}`, "bad-id");
   }
 });
 
-Deno.test("decode() reports negative, fractional and too-large ids without a reply id", () => {
-  for (const id of ["-1", "1.5", "18446744073709551616", "1e400", "9007199254740993.5"]) {
-    assertInvalid(`{"id":${id},"method":"echo","params":[]}`, "bad-id");
+Deno.test("decode() keeps a foreign request id's exact text, and the reply echoes it", () => {
+  const ids = ['"1"', '"a\\"b"', "-1", "-0", "1.0", "1e2", "1.5", "18446744073709551616", "1e400"];
+  for (const text of ids) {
+    for (
+      const frame of [
+        `{"id":${text},"method":"echo"}`,
+        `{"jsonrpc":"2.0","method":"echo","id":${text}}`,
+      ]
+    ) {
+      const decoded = decode(frame);
+      assert.ok(decoded.ok && decoded.envelope.kind === "request", frame);
+      const id = decoded.envelope.id;
+      assert.ok(id instanceof ForeignId, frame);
+      assert.equal(id.text, text);
+      assert.equal(encodeSuccess(id, 1), `{"id":${text},"result":1}`);
+      assert.equal(encodeFailure(id, "no"), `{"id":${text},"error":"no"}`);
+    }
   }
+  // A nested "id" is not the request's.
+  const nested = decode('{"params":{"id":5},"id":"x","method":"m"}');
+  assert.ok(nested.ok && nested.envelope.kind === "request");
+  assert.equal(String(nested.envelope.id), '"x"');
 });
 
-Deno.test("decode() reports a frame with only an id as answerable", () => {
-  assertInvalid('{"id":7}', "no-kind", 7);
-  assertInvalid('{"id":7,"params":[]}', "no-kind", 7);
+Deno.test("decode() drops a foreign id over the length limit, and replies to foreign ids", () => {
+  const long = `"${"x".repeat(MAX_FOREIGN_ID_LENGTH)}"`;
+  assertInvalid(`{"id":${long},"method":"echo"}`, "bad-id");
+  assert.ok(decode(`{"id":"${"x".repeat(MAX_FOREIGN_ID_LENGTH - 2)}","method":"echo"}`).ok);
+  assertInvalid('{"id":"7","result":1}', "bad-id");
+  assertInvalid('{"id":-1,"error":"x"}', "bad-id");
+});
+
+Deno.test("decode() reports a frame with only an id as answerable and meant for its call", () => {
+  assertInvalid('{"id":7}', "no-kind", 7, 7);
+  assertInvalid('{"id":7,"params":[]}', "no-kind", 7, 7);
 });
 
 Deno.test("decode() reports a frame with neither id nor kind without a reply id", () => {
@@ -163,9 +192,27 @@ Deno.test("decode() reports a non-string method, answerable when the id is usabl
   assertInvalid('{"id":18446744073709551615,"method":[]}', "bad-method", 18446744073709551615n);
 });
 
-Deno.test("decode() reports non-array params, answerable when the id is usable", () => {
-  const error = assertInvalid('{"id":9,"method":"echo","params":{"a":1}}', "bad-params", 9);
-  assert.equal(error.message, 'Cannot decode frame: params of "echo" is not an array');
+Deno.test("decode() reads by-name params as the object sent", () => {
+  for (
+    const frame of [
+      '{"id":9,"method":"echo","params":{"a":1}}',
+      '{"method":"echo","id":9,"params":{"a":1}}',
+    ]
+  ) {
+    assert.deepEqual(decode(frame), {
+      ok: true,
+      envelope: { kind: "request", id: 9, method: "echo", params: { a: 1 } },
+    });
+  }
+  assert.deepEqual(decode('{"id":null,"method":"n","params":{}}'), {
+    ok: true,
+    envelope: { kind: "notification", method: "n", params: {} },
+  });
+});
+
+Deno.test("decode() reports params that are neither array nor object, answerable when the id is usable", () => {
+  const error = assertInvalid('{"id":9,"method":"echo","params":3}', "bad-params", 9);
+  assert.equal(error.message, "Cannot decode frame: params is neither an array nor an object");
   assertInvalid('{"id":9,"method":"echo","params":null}', "bad-params", 9);
   assertInvalid('{"method":"echo","params":"x"}', "bad-params", null);
 });

@@ -21,7 +21,7 @@ async function setup(
   clock: FakeClock,
 ): Promise<{ t: TestServer; scripted: ScriptedPeer; peer: Peer }> {
   const t = startServer({ clock, idleTimeoutMs: IDLE_MS });
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   return { t, scripted, peer: await t.nextPeer() };
 }
 
@@ -107,7 +107,7 @@ Deno.test("serveLocal() takes an error reply to $/ping as an answer and pings ag
 Deno.test("serveLocal() closes a silent client even when its ping cannot be sent", async () => {
   const clock = new FakeClock();
   const t = startServer({ clock, idleTimeoutMs: IDLE_MS, maxPendingCalls: 1 });
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   const peer = await t.nextPeer();
   const unanswered = peer.call("neverAnswered").catch((error) => error);
   clock.advance(PERIOD_MS); // the ping is refused locally: one call already pending
@@ -156,7 +156,7 @@ Deno.test("serveLocal() shutdown stops the idle check of the connections it clos
 Deno.test("serveLocal() with idleTimeoutMs 0 sets no idle timer", async () => {
   const clock = new FakeClock();
   const t = startServer({ clock, idleTimeoutMs: 0 });
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
   assert.deepEqual(clock.pending, []);
   await scripted.close();

@@ -39,7 +39,7 @@ async function readJsonLines(
   }
 }
 
-Deno.test("Client under Node: header secret, calls both ways, reconnect through the provider", async () => {
+Deno.test("Client under Node: header proof, calls both ways, reconnect through the provider", async () => {
   const major = await nodeMajor();
   // Node 22+ has a global WebSocket; on Node 20 it is behind a flag.
   const flags = major < 22 ? ["--experimental-websocket"] : [];
@@ -111,7 +111,8 @@ Deno.test("Client under Node: header secret, calls both ways, reconnect through 
     assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
     assert.deepEqual(done.served, ["callback", "server", "callback 2"]);
 
-    // Every socket carried the secret in the header (no subprotocol), the current one each time.
+    // Every socket carried a proof in the header (Node's default), never the secret itself,
+    // and no subprotocol; the proof made with the current secret each time.
     const sockets = done.sockets as {
       url: string;
       headers: Record<string, string> | null;
@@ -119,13 +120,13 @@ Deno.test("Client under Node: header secret, calls both ways, reconnect through 
     }[];
     assert.ok(sockets.length >= 2, `sockets: ${sockets.length}`);
     for (const socket of sockets) {
-      assert.deepEqual(Object.keys(socket.headers ?? {}), ["X-Land-Secret"]);
+      assert.deepEqual(Object.keys(socket.headers ?? {}), ["X-Mist-Proof", "X-Mist-Version"]);
+      assert.match(socket.headers!["X-Mist-Proof"], /^[0-9a-f]{32}\.[0-9a-f]{64}$/);
       assert.equal(socket.protocols, null);
     }
-    const secretFor = (url: string) =>
-      url === old.server.url ? old.secret.toHex() : current.secret.toHex();
+    const everything = JSON.stringify(sockets);
     assert.ok(
-      sockets.every((socket) => socket.headers!["X-Land-Secret"] === secretFor(socket.url)),
+      !everything.includes(old.secret.toHex()) && !everything.includes(current.secret.toHex()),
     );
     assert.equal(sockets[0].url, old.server.url);
     assert.equal(sockets.at(-1)!.url, current.server.url);

@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { EnvelopeDecodeError } from "../envelope.ts";
-import { DisconnectedError, LimitError, RemoteError } from "../errors.ts";
+import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "../errors.ts";
+import { consoleLogger } from "../log.ts";
 import { Peer, type PeerOptions } from "../peer.ts";
 import { type HandlerContext, HandlerRegistry } from "../registry.ts";
 import { deferred, memoryPair, type MemoryTransport, quiet, turn } from "./_helpers.ts";
@@ -39,7 +40,7 @@ async function finish(a: Peer, b: Peer): Promise<void> {
 Deno.test("Peer() throws RangeError naming the option and its value", () => {
   const cases: [PeerOptions, string][] = [
     [{ maxMessageBytes: 0 }, "maxMessageBytes"],
-    [{ maxMessageBytes: 64 * 1024 * 1024 }, "maxMessageBytes"],
+    [{ maxMessageBytes: 64 * 1024 * 1024 + 1 }, "maxMessageBytes"],
     [{ maxInFlight: 0 }, "maxInFlight"],
     [{ maxPendingCalls: 1.5 }, "maxPendingCalls"],
     [{ highWaterMarkBytes: -1 }, "highWaterMarkBytes"],
@@ -169,6 +170,7 @@ Deno.test("Peer.call() with timeoutMs rejects TimeoutError and fires the remote 
       );
     }),
   );
+  await b.hello(); // $/cancel goes only to a peer that said hello
   const call = b.call("hang", [], { timeoutMs: 1 });
   const signal = await started.promise;
   const remoteAbort = new Promise((resolve) => signal.addEventListener("abort", resolve));
@@ -215,6 +217,7 @@ Deno.test("Peer.call() rejects with signal.reason on abort and cancels the remot
       );
     }),
   );
+  await b.hello();
   const controller = new AbortController();
   const call = b.call("hang", [], { signal: controller.signal });
   const signal = await started.promise;
@@ -414,7 +417,7 @@ Deno.test("Peer answers an invalid frame that has a usable id, and stays usable"
 
 Deno.test("Peer drops unanswerable frames and counts them", async () => {
   const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
-  for (const frame of ["{oops", "[1]", '{"id":-1,"method":"echo"}', '{"id":999,"result":1}']) {
+  for (const frame of ["{oops", "[1]", '{"id":true,"method":"echo"}', '{"id":999,"result":1}']) {
     tb.inject(frame);
   }
   assert.deepEqual(await b.call("echo", ["x"]), ["x"]);
@@ -542,4 +545,138 @@ Deno.test("Peer.drain() fires running handlers' signals when the grace period en
   assert.equal(signal.reason.name, "AbortError");
   await assert.rejects(call, { name: "RemoteError", remoteMessage: "stopped" });
   await finish(a, b);
+});
+
+// --- Negotiation ($/hello) and other peers' dialects --------------------------------------
+
+Deno.test("Peer.hello() declares this side and learns the other's; reserved methods follow it", async () => {
+  const { a, b, tb } = pair(
+    new HandlerRegistry().register(
+      "hang",
+      (_params, ctx) =>
+        new Promise((_resolve, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+        ),
+    ),
+  );
+  assert.equal(b.remote, undefined);
+  // Before hello: a timed-out call sends no $/cancel (a seed peer never sees a reserved method).
+  await assert.rejects(b.call("hang", [], { timeoutMs: 1 }), { name: "TimeoutError" });
+  assert.ok(!tb.sent.some((frame) => frame.includes("$/cancel")));
+  assert.deepEqual(await b.hello(), { version: 2, features: [] });
+  assert.deepEqual(a.remote, { version: 2, features: [] });
+  assert.deepEqual(b.remote, { version: 2, features: [] });
+  await assert.rejects(b.call("hang", [], { timeoutMs: 1 }), { name: "TimeoutError" });
+  assert.ok(tb.sent.some((frame) => frame.includes("$/cancel")));
+  await finish(a, b);
+});
+
+Deno.test("Peer with requireHello rejects calls with NotNegotiatedError until the other side says hello", async () => {
+  const { a, b, ta } = pair(new HandlerRegistry(), { requireHello: true });
+  await assert.rejects(a.call("anything"), (error: unknown) => {
+    assert.ok(error instanceof NotNegotiatedError);
+    assert.equal(error.method, "anything");
+    return true;
+  });
+  assert.deepEqual(ta.sent, []); // nothing was sent
+  await b.hello();
+  await assert.rejects(a.call("anything"), RemoteError); // now sent: b answers unknown method
+  await finish(a, b);
+});
+
+Deno.test("Peer.hello() toward a seed peer leaves remote undefined, whether it answers null or an error", async () => {
+  for (const reply of ['{"id":0,"result":null}', '{"id":0,"error":"Unknown method: $/hello"}']) {
+    const [ta, tb] = memoryPair();
+    const b = new Peer(tb, { logger: quiet });
+    const hello = b.hello();
+    await turn();
+    assert.deepEqual(JSON.parse(tb.sent[0]), {
+      id: 0,
+      method: "$/hello",
+      params: { version: 2, features: [] },
+    });
+    ta.send(reply);
+    assert.equal(await hello, undefined);
+    assert.equal(b.remote, undefined);
+    b.close();
+  }
+});
+
+Deno.test("Peer answers a hello without a version >= 2 with an error and stays in seed mode", async () => {
+  const [ta, tb] = memoryPair();
+  const a = new Peer(ta, { logger: quiet, requireHello: true });
+  const replies: string[] = [];
+  tb.start({ frame: (data) => replies.push(data as string), closed: () => {} });
+  tb.send('{"id":1,"method":"$/hello","params":{"version":1}}');
+  tb.send('{"id":2,"method":"$/hello","params":[2]}');
+  await turn();
+  assert.equal(replies.length, 2);
+  for (const reply of replies) assert.match(JSON.parse(reply).error, /no version >= 2/);
+  assert.equal(a.remote, undefined);
+  a.close();
+});
+
+Deno.test("Peer passes by-name params both ways, and missing params as []", async () => {
+  const seen: unknown[] = [];
+  const { a, b, tb } = pair(
+    new HandlerRegistry()
+      .register<{ a: number }>("named", (params) => params.a + 1)
+      .register("note", (params) => void seen.push(params)),
+  );
+  assert.equal(await b.call("named", { a: 41 }), 42);
+  assert.deepEqual(JSON.parse(tb.sent[0]).params, { a: 41 });
+  b.notify("note", { x: [1] });
+  tb.inject('{"id":null,"method":"note"}');
+  await turn();
+  assert.deepEqual(seen, [{ x: [1] }, []]);
+  assert.throws(() => b.notify("note", 3 as unknown as []), TypeError);
+  await finish(a, b);
+});
+
+Deno.test("Peer answers another peer's string, negative and fractional ids with their exact text", async () => {
+  const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  const ids = ['"abc"', "-1", "1.0", "1e2", "-0", '"18446744073709551616"'];
+  for (const id of ids) tb.inject(`{"jsonrpc":"2.0","id":${id},"method":"echo","params":[1]}`);
+  assert.deepEqual(await b.call("echo", [2]), [2]); // frames are handled in order
+  assert.deepEqual(ta.sent.slice(0, ids.length), ids.map((id) => `{"id":${id},"result":[1]}`));
+  await finish(a, b);
+});
+
+Deno.test("Peer settles a call with null when the reply has neither result nor error", async () => {
+  const { a, b, ta } = pair(new HandlerRegistry().register("never", () => new Promise(() => {})));
+  const call = b.call("never");
+  await turn();
+  ta.inject('{"id":0}');
+  assert.equal(await call, null);
+  assert.equal(b.stats.pendingCalls, 0);
+  b.close();
+  await a.closed;
+});
+
+Deno.test("Peer bounds and escapes a method name the other side chose, in replies and log lines", async () => {
+  const lines: string[] = [];
+  const [ta, tb] = memoryPair();
+  const a = new Peer(ta, {
+    logger: consoleLogger("debug", (line) => lines.push(line)),
+    maxInFlight: 1,
+    registry: new HandlerRegistry().register("hang", () => new Promise(() => {})),
+  });
+  const replies: string[] = [];
+  tb.start({ frame: (data) => replies.push(data as string), closed: () => {} });
+  const huge = "m".repeat(1024 * 1024) + "\nERROR forged line";
+  tb.send(JSON.stringify({ id: 1, method: huge, params: [] })); // unknown method
+  tb.send(JSON.stringify({ id: 2, method: "hang", params: [] })); // takes the one slot
+  tb.send(JSON.stringify({ id: null, method: huge, params: [] })); // dropped: overloaded
+  await turn();
+  assert.equal(replies.length, 1);
+  const { error } = JSON.parse(replies[0]);
+  assert.ok(error.length < 300, `reply of ${error.length} chars`);
+  assert.ok(!error.includes("\n"));
+  assert.match(error, /^Unknown method "m+…\(\+\d+ chars\)"$/);
+  assert.ok(lines.length > 0);
+  for (const line of lines) {
+    assert.ok(line.length <= 1100, `a log line of ${line.length} chars`);
+    assert.ok(!line.includes("\n"), line);
+  }
+  a.close();
 });

@@ -316,14 +316,15 @@ Deno.test("Client rejects calls in flight at the drop with DisconnectedError", a
   const inFlight = client.call("hang", ["x"]);
   const signal = await servers.hangStarted(0);
   const reconnecting = nextState(client, "reconnecting");
-  await servers.stop();
-  await assert.rejects(inFlight, (error: unknown) => {
+  const rejected = assert.rejects(inFlight, (error: unknown) => {
     assert.ok(error instanceof DisconnectedError, String(error));
     assert.equal(error.closeCode, 1001);
     assert.equal(error.closeReason, "Server shutting down");
     assert.equal(error.method, "hang");
     return true;
   });
+  await servers.stop(); // the call may fail before shutdown() resolves
+  await rejected;
   assert.ok(signal.aborted, "the server's handler was told");
   const event = await reconnecting;
   assert.equal(event.attempt, 1);
@@ -661,5 +662,80 @@ Deno.test("StateChangeEvent reports connecting, open, reconnecting, open, closed
   } finally {
     await client.close();
     await servers.dispose();
+  }
+});
+
+Deno.test("Client does not start the delays over after a connection that closed at once", async () => {
+  const clock = new FakeClock();
+  const secret = SharedSecret.generate();
+  // Accepts, answers the hello, then drops the connection: a flapping server.
+  const server = serveLocal({
+    secret,
+    logger: silent,
+    clock,
+    onConnection: (peer) => peer.close(4001, "Go away"),
+  });
+  const client = new Client(server.url, { secret, clock, heartbeat: false, logger: silent });
+  const { next } = recordStates(client);
+  const delays: number[] = [];
+  try {
+    while (delays.length < 4) {
+      const event = await next();
+      if (event.state !== "reconnecting") continue;
+      delays.push(event.delayMs!);
+      clock.advance(event.delayMs!);
+    }
+    assert.deepEqual(delays, [100, 200, 400, 1000]);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("Client starts the delays over after a connection that stayed up for stableAfterMs", async () => {
+  const clock = new FakeClock();
+  const servers = new RestartableServer();
+  try {
+    const client = clientOf(servers, { clock, reconnect: { stableAfterMs: 1000 } });
+    const { next } = recordStates(client);
+    assert.equal((await next()).state, "open");
+    clock.advance(999);
+    await servers.stop();
+    assert.equal((await next()).delayMs, 100);
+    servers.start();
+    clock.advance(100);
+    assert.equal((await next()).state, "open");
+    await servers.stop(); // up for 0 ms: the delays go on
+    assert.equal((await next()).delayMs, 200);
+    servers.start();
+    clock.advance(200);
+    assert.equal((await next()).state, "open");
+    clock.advance(1000); // stable now
+    await servers.stop();
+    assert.equal((await next()).delayMs, 100);
+    await client.close();
+  } finally {
+    await servers.dispose();
+  }
+});
+
+Deno.test("Client with reconnect: false says why it is dead, not after how long", async () => {
+  const port = freePort();
+  const client = new Client(`ws://127.0.0.1:${port}/`, {
+    secret: SharedSecret.generate(),
+    reconnect: false,
+    heartbeat: false,
+    logger: silent,
+  });
+  try {
+    await assert.rejects(client.call("echo"), (error: unknown) => {
+      assert.ok(error instanceof ChannelDeadError);
+      assert.equal(error.deadAfterMs, undefined);
+      assert.doesNotMatch(error.message, /30000/);
+      assert.match(error.message, /reconnect is off \(last error: .+\)$/);
+      return true;
+    });
+  } finally {
+    await client.close();
   }
 });

@@ -303,11 +303,18 @@ Deno.test("Peer's remote handler signal fires when the caller's connection drops
 Deno.test("Client drops a connection whose peer stops answering its $/ping (close 4000) and reconnects", async () => {
   const received: string[] = [];
   const server = rawServer((socket) => {
-    // Accepts, reads, never answers: a frozen peer.
-    socket.addEventListener("message", (event) => received.push(String(event.data)));
+    // Answers the hello (so it gets heartbeats), then reads and never answers: a frozen peer.
+    socket.addEventListener("message", (event) => {
+      const frame = JSON.parse(String(event.data));
+      if (frame.method === "$/hello") {
+        return socket.send(JSON.stringify({ id: frame.id, result: { version: 2, features: [] } }));
+      }
+      received.push(String(event.data));
+    });
   });
   const client = new Client(server.url, {
     secret: SharedSecret.generate(),
+    auth: "secret",
     heartbeat: { intervalMs: 50, timeoutMs: 100 },
     logger: silent,
   });
@@ -337,7 +344,7 @@ Deno.test("Client drops a connection whose peer stops answering its $/ping (clos
   }
 });
 
-Deno.test("Client treats an error answer to $/ping (an older peer) as proof of liveness", async () => {
+Deno.test("Client treats an error answer to $/ping as proof of liveness", async () => {
   const pingsPerSocket: number[] = [];
   const fourPings = Promise.withResolvers<void>();
   const server = rawServer((socket) => {
@@ -345,12 +352,16 @@ Deno.test("Client treats an error answer to $/ping (an older peer) as proof of l
     socket.addEventListener("message", (event) => {
       const frame = JSON.parse(String(event.data));
       if (frame.id === null || frame.id === undefined) return;
+      if (frame.method === "$/hello") {
+        return socket.send(JSON.stringify({ id: frame.id, result: { version: 2, features: [] } }));
+      }
       if (frame.method === "$/ping" && ++pingsPerSocket[index] === 4) fourPings.resolve();
       socket.send(JSON.stringify({ id: frame.id, error: `Unknown method "${frame.method}"` }));
     });
   });
   const client = new Client(server.url, {
     secret: SharedSecret.generate(),
+    auth: "secret",
     heartbeat: { intervalMs: 20, timeoutMs: 1000 },
     logger: silent,
   });
@@ -692,6 +703,9 @@ Deno.test("Peer clears a call's timer when it settles, times out, is aborted or 
     const transport = new ControlledTransport();
     const peer = new Peer(transport, { logger: silent });
     const reply = (id: number) => transport.receive(`{"id":${id},"result":"ok"}`);
+    // The other side says hello, so $/cancel may be sent to it.
+    transport.receive('{"id":"h","method":"$/hello","params":{"version":2}}');
+    transport.sent.length = 0;
     // Settled by a reply.
     const answered = peer.call("a", [], { timeoutMs: 60_000 });
     assert.equal(timers.pending(), 1);

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { EnvelopeDecodeError } from "../envelope.ts";
-import { RemoteError } from "../errors.ts";
+import { NotNegotiatedError, RemoteError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";
 import { DEFAULT_HOSTNAME, serveLocal } from "../server.ts";
 import { rawUpgrade, ScriptedPeer, startServer, type TestServer } from "./_helpers.ts";
@@ -56,6 +56,7 @@ Deno.test("serveLocal() throws RangeError naming an out-of-range option", () => 
     [{ port: 70000 }, "port"],
     [{ shutdownGraceMs: -1 }, "shutdownGraceMs"],
     [{ maxConnections: 0 }, "maxConnections"],
+    [{ upgradeTimeoutMs: 0 }, "upgradeTimeoutMs"],
     [{ maxMessageBytes: 0 }, "maxMessageBytes"],
   ];
   for (const [options, name] of cases) {
@@ -145,13 +146,11 @@ Deno.test("serveLocal() drops every unanswerable invalid frame, counts it, and s
     "[1,2]", // array
     "42", // number
     "null", // null
-    '{"id":"7","method":"echo","params":[]}', // string id
     '{"id":true,"method":"echo","params":[]}', // bool id
     '{"id":{},"method":"echo","params":[]}', // object id
-    '{"id":-1,"method":"echo","params":[]}', // negative id
-    '{"id":1.5,"method":"echo","params":[]}', // fractional id
-    '{"id":18446744073709551616,"method":"echo","params":[]}', // above 2^64-1
+    `{"id":"${"x".repeat(200)}","method":"echo","params":[]}`, // id too long to echo
     '{"id":999,"result":"nobody asked"}', // response to an unknown id
+    '{"id":"999","result":"nobody asked"}', // response to an id Mist never sends
     '{"id":998,"result":1,"error":"both"}', // both, for an unknown id
     '{"id":null,"method":5}', // non-string method, no id
   ];
@@ -181,12 +180,12 @@ Deno.test("serveLocal() answers invalid frames that carry a usable id, and stays
     ],
     ['{"id":14,"method":null}', '{"id":14,"error":"Cannot decode frame: method is not a string"}'],
     [
-      '{"id":15,"method":"echo","params":{"a":1}}',
-      '{"id":15,"error":"Cannot decode frame: params of \\"echo\\" is not an array"}',
+      '{"id":15,"method":"echo","params":3}',
+      '{"id":15,"error":"Cannot decode frame: params is neither an array nor an object"}',
     ],
     [
       '{"id":18446744073709551615,"method":"echo","params":"x"}',
-      '{"id":18446744073709551615,"error":"Cannot decode frame: params of \\"echo\\" is not an array"}',
+      '{"id":18446744073709551615,"error":"Cannot decode frame: params is neither an array nor an object"}',
     ],
   ];
   for (const [i, [frame, expected]] of cases.entries()) {
@@ -198,9 +197,35 @@ Deno.test("serveLocal() answers invalid frames that carry a usable id, and stays
   await stop(t, scripted);
 });
 
-Deno.test("serveLocal() fails the server's pending call when the reply has both result and error", async () => {
+Deno.test("serveLocal() answers other peers' string, negative, fractional and huge ids with their exact text", async () => {
   const t = startServer();
   const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  for (const id of ['"7"', "-1", "1.5", "-0", "1e2", "18446744073709551616"]) {
+    const reply = await scripted.exchange(`{"id":${id},"method":"echo","params":{"by":"name"}}`);
+    assert.equal(reply, `{"id":${id},"result":{"by":"name"}}`);
+  }
+  await stop(t, scripted);
+});
+
+Deno.test("serveLocal() never sends a request to a client that did not say $/hello", async () => {
+  const t = startServer();
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  const peer = await t.nextPeer();
+  await assert.rejects(peer.call("clientMethod"), NotNegotiatedError);
+  // The demo callback fails with a clear error instead of sending the client a request.
+  const reply = JSON.parse(
+    await scripted.exchange('{"id":1,"method":"callback","params":["clientMethod",[]]}'),
+  );
+  assert.equal(reply.id, 1);
+  assert.match(reply.error, /did not say \$\/hello/);
+  assert.deepEqual(await scripted.echo(2), { id: 2, result: ["still here"] });
+  assert.equal(scripted.received.length, 2, scripted.received.join("\n"));
+  await stop(t, scripted);
+});
+
+Deno.test("serveLocal() fails the server's pending call when the reply has both result and error", async () => {
+  const t = startServer();
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   const peer = await t.nextPeer();
   const call = peer.call("clientMethod", [1]);
   const request = JSON.parse(await scripted.next());
@@ -218,7 +243,7 @@ Deno.test("serveLocal() fails the server's pending call when the reply has both 
 
 Deno.test("serveLocal() reads a JSON-RPC 2.0 error object from a client as its message", async () => {
   const t = startServer();
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   const peer = await t.nextPeer();
   const call = peer.call("clientMethod");
   const request = JSON.parse(await scripted.next());
@@ -275,6 +300,26 @@ Deno.test("serveLocal() refuses connections beyond maxConnections with 503", asy
   assert.equal(refused.status, 503);
   assert.deepEqual(await first.echo(1), { id: 1, result: ["still here"] });
   await stop(t, first);
+});
+
+Deno.test("serveLocal() refuses with Connection: close, and a malformed upgrade with 400", async () => {
+  const t = startServer();
+  const secret = t.secret.toHex();
+  try {
+    const wrong = await rawUpgrade(t.server.port, { "X-Land-Secret": "f".repeat(64) });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers.get("connection"), "close", "a refused client cannot linger");
+    // Deno.upgradeWebSocket throws on this; the client's mistake, not the server's (500).
+    const keyless = await rawUpgrade(t.server.port, {
+      "X-Land-Secret": secret,
+      "Sec-WebSocket-Key": null,
+    });
+    assert.equal(keyless.status, 400);
+    assert.equal(keyless.headers.get("connection"), "close");
+    assert.equal(t.server.connections, 0);
+  } finally {
+    await t.server.shutdown();
+  }
 });
 
 // --- Shutdown -----------------------------------------------------------------------------

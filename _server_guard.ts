@@ -1,0 +1,354 @@
+/**
+ * What keeps `serveLocal` standing against a hostile local client (internal; not exported by
+ * mod.ts). Deno-only.
+ *
+ * - {@linkcode ConnectionSlots}: counts a socket against `maxConnections` from the upgrade until
+ *   it closes, but a socket that is still connecting only until `upgradeTimeoutMs`: Deno never
+ *   fires any event on an upgraded socket whose TCP connection was reset before the 101 (it
+ *   stays CONNECTING for good), so counting it until "close" leaked the slot forever.
+ * - {@linkcode Listener}: `Deno.serve` whose accept loop may fail (at the file descriptor limit
+ *   it rejects `finished` and stops listening) and is then started again on the same port with
+ *   backoff, existing connections untouched; and whose stop is bounded, since
+ *   `HttpServer.shutdown()` never resolves while such a reset upgrade is pending.
+ *
+ * @module
+ */
+
+import type { Clock } from "./clock.ts";
+import { type Logger, RateLimitedLog } from "./log.ts";
+
+/** First delay before listening again after the accept loop failed; doubles on each failure. */
+export const RELISTEN_FIRST_DELAY_MS = 100;
+/** Longest delay between two attempts to listen again. */
+export const RELISTEN_MAX_DELAY_MS = 5000;
+
+/** Refusals logged one by one per interval; the rest are summed up in one line per interval. */
+export const REFUSAL_LOG_BURST = 10;
+/** The refusal log's interval. */
+export const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** The close code and reason of a socket that opened after its upgrade deadline. */
+const LATE_CLOSE: [number, string] = [1013, "Upgrade took too long"];
+
+/**
+ * Connection slots: at most `max` sockets held at once. A socket holds its slot from the upgrade
+ * until its "close" (or an "error" before it opened), and while still connecting at most until
+ * the upgrade deadline. A socket that opens after its deadline (or after `releaseConnecting()`)
+ * is closed at once with 1013 and never reaches the application.
+ *
+ * @example
+ * ```ts ignore
+ * const slots = new ConnectionSlots(1024, 5000, realClock);
+ * if (slots.full) return refuse(503, "Too many connections");
+ * const { socket, response } = Deno.upgradeWebSocket(request);
+ * slots.admit(socket, () => startPeer(socket));
+ * ```
+ */
+export class ConnectionSlots {
+  readonly #max: number;
+  readonly #upgradeTimeoutMs: number;
+  readonly #clock: Clock;
+  /** Held sockets, with the deadline timer of those still connecting. */
+  readonly #held = new Map<WebSocket, { timer: unknown }>();
+  #emptied: (() => void)[] = [];
+
+  /**
+   * Makes the slots; nothing is held yet.
+   *
+   * @param max Most sockets held at once.
+   * @param upgradeTimeoutMs How long a socket may stay connecting and still hold a slot.
+   * @param clock Where the deadline timers come from.
+   */
+  constructor(max: number, upgradeTimeoutMs: number, clock: Clock) {
+    this.#max = max;
+    this.#upgradeTimeoutMs = upgradeTimeoutMs;
+    this.#clock = clock;
+  }
+
+  /** Sockets holding a slot now. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /** Whether a new socket would exceed the limit. */
+  get full(): boolean {
+    return this.#held.size >= this.#max;
+  }
+
+  /**
+   * Holds a slot for a socket just returned by `Deno.upgradeWebSocket`.
+   *
+   * @param socket The upgraded socket, still connecting.
+   * @param opened Called once when it opens in time; not called if it never does.
+   */
+  admit(socket: WebSocket, opened: () => void): void {
+    const entry = {
+      timer: this.#clock.setTimeout(() => {
+        entry.timer = undefined;
+        if (socket.readyState === WebSocket.CONNECTING) this.#release(socket);
+      }, this.#upgradeTimeoutMs),
+    };
+    this.#held.set(socket, entry);
+    let open = false;
+    socket.addEventListener("open", () => {
+      open = true;
+      this.#clock.clearTimeout(entry.timer);
+      entry.timer = undefined;
+      if (this.#held.get(socket) !== entry) return closeQuietly(socket, ...LATE_CLOSE);
+      opened();
+    });
+    // An "error" before "open" is the upgrade failing: no other event follows.
+    socket.addEventListener("error", () => open || this.#release(socket));
+    socket.addEventListener("close", () => this.#release(socket));
+  }
+
+  /** Frees the slots of every socket still connecting (shutdown); those that open are closed. */
+  releaseConnecting(): void {
+    for (const socket of [...this.#held.keys()]) {
+      if (socket.readyState === WebSocket.CONNECTING) this.#release(socket);
+    }
+  }
+
+  /**
+   * Resolves once no socket holds a slot, or after `timeoutMs`, whichever comes first.
+   *
+   * @param timeoutMs The bound, on the global timers (shutdown must end even with a fake clock).
+   * @returns When empty or timed out.
+   */
+  async whenEmpty(timeoutMs: number): Promise<void> {
+    if (this.#held.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let wake!: () => void;
+    try {
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        this.#emptied.push(wake);
+        timer = setTimeout(resolve, timeoutMs);
+      });
+    } finally {
+      clearTimeout(timer);
+      this.#emptied = this.#emptied.filter((waiter) => waiter !== wake);
+    }
+  }
+
+  #release(socket: WebSocket): void {
+    const entry = this.#held.get(socket);
+    if (!entry) return;
+    this.#clock.clearTimeout(entry.timer);
+    this.#held.delete(socket);
+    if (this.#held.size === 0) { for (const wake of this.#emptied.splice(0)) wake(); }
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function closeQuietly(socket: WebSocket, code: number, reason: string): void {
+  try {
+    socket.close(code, reason);
+  } catch {
+    socket.close();
+  }
+}
+
+/**
+ * The server's log of refused requests: anyone who can reach the port (a web page, too) can
+ * cause refusals, so at most {@linkcode REFUSAL_LOG_BURST} lines per
+ * {@linkcode REFUSAL_LOG_INTERVAL_MS} are written one by one, and one more sums up the rest:
+ * "Refused 9990 more connections in the last 10 s (401: 9000, 426: 990)". Keyed by HTTP status.
+ *
+ * @param logger Where the lines go (info level).
+ * @param clock Where the interval's timer comes from.
+ * @returns The log; `flush()` it on shutdown.
+ */
+export function refusalLog(logger: Logger, clock: Clock): RateLimitedLog {
+  return new RateLimitedLog((line) => logger.info(line), {
+    burst: REFUSAL_LOG_BURST,
+    intervalMs: REFUSAL_LOG_INTERVAL_MS,
+    clock,
+    summarize: (count, counts, seconds) =>
+      `Refused ${count} more connections in the last ${seconds} s (${counts})`,
+  });
+}
+
+/** What {@linkcode Listener} needs. */
+export interface ListenerOptions {
+  /** Address to bind. */
+  hostname: string;
+  /** Port; 0 picks a free one the first time, and later attempts reuse the one bound. */
+  port: number;
+  /** Answers every request. */
+  handler: (
+    request: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  ) => Response | Promise<Response>;
+  /** Timers of the backoff. */
+  clock: Clock;
+  /** Where incidents and recoveries are reported (error, then info). */
+  logger: Logger;
+  /** Called once per incident, when the accept loop fails. */
+  onListenError?: (error: Error) => void;
+}
+
+/** One `Deno.serve` and whether its accept loop is still running. */
+interface Instance {
+  readonly server: Deno.HttpServer<Deno.NetAddr>;
+  readonly controller: AbortController;
+  running: boolean;
+}
+
+/**
+ * `Deno.serve` that outlives a failed accept loop. When `finished` settles while the listener
+ * is not being stopped (at the file descriptor limit Deno rejects it with "Too many open files"
+ * and closes the listening socket), the failure is reported once (an error line and
+ * `onListenError`), and listening on the same address and port is tried again after 100 ms,
+ * then doubling to at most 5 s, until it succeeds or `stop()` is called. Connections already
+ * accepted, upgraded or not, stay open: the failed server is left alone, never shut down.
+ *
+ * The incident lasts until a new server has kept accepting for {@linkcode RELISTEN_MAX_DELAY_MS}:
+ * a server that listens again but fails at once (the descriptors are still taken) does not
+ * report a new incident or restart the backoff, so a lasting exhaustion costs one error line.
+ * A handler that throws gets a 500; its failures are logged at error level, rate-limited.
+ *
+ * @example
+ * ```ts ignore
+ * const listener = new Listener({ hostname, port, handler, clock, logger });
+ * console.log(listener.port);
+ * await listener.stop(1000);
+ * ```
+ */
+export class Listener {
+  readonly #options: ListenerOptions;
+  /** The bound port (the real one when 0 was asked). */
+  readonly port: number;
+  #current: Instance | undefined;
+  #retry: unknown;
+  #delayMs = RELISTEN_FIRST_DELAY_MS;
+  #attempts = 0;
+  #stopped = false;
+  /** A failure was reported and no new server has kept running since. */
+  #incident = false;
+  #healthy: unknown;
+  /** Handler failures: Deno's default would print a stack trace per request, unbounded. */
+  readonly #failures: RateLimitedLog;
+
+  /**
+   * Starts listening.
+   *
+   * @param options See {@linkcode ListenerOptions}.
+   * @throws {Deno.errors.AddrInUse} The port is taken (only here, not on later attempts).
+   */
+  constructor(options: ListenerOptions) {
+    this.#options = options;
+    this.#failures = new RateLimitedLog((line) => options.logger.error(line), {
+      clock: options.clock,
+      summarize: (count, _counts, seconds) =>
+        `${count} more requests failed in the last ${seconds} s`,
+    });
+    this.#current = this.#serve(options.port);
+    this.port = this.#current.server.addr.port;
+  }
+
+  /**
+   * Stops listening and ends the connections of the current server, then waits at most
+   * `timeoutMs` for its `finished`. Not `shutdown()`: that waits for every connection, and a
+   * reset upgrade never ends. Instead the server's own signal is aborted, which closes them.
+   *
+   * @param timeoutMs The bound, on the global timers.
+   * @returns When the server finished or the bound passed.
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.#stopped = true;
+    this.#options.clock.clearTimeout(this.#retry);
+    this.#options.clock.clearTimeout(this.#healthy);
+    this.#retry = this.#healthy = undefined;
+    this.#failures.flush();
+    const instance = this.#current;
+    this.#current = undefined;
+    // Never abort a server whose loop ended: Deno's abort listener would throw BadResource.
+    if (!instance?.running) return;
+    instance.controller.abort();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      instance.server.finished.catch(() => {}),
+      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
+    ]);
+    clearTimeout(timer);
+  }
+
+  #serve(port: number): Instance {
+    const { hostname, handler } = this.#options;
+    const onError = (error: unknown): Response => {
+      this.#failures.log("", `Request handler failed: ${errorText(error)}`);
+      return new Response("Internal server error\n", {
+        status: 500,
+        headers: { "content-type": "text/plain", connection: "close" },
+      });
+    };
+    const controller = new AbortController();
+    const server = Deno.serve(
+      { hostname, port, signal: controller.signal, onListen() {}, onError },
+      handler,
+    );
+    const instance: Instance = { server, controller, running: true };
+    server.finished.then(
+      () => this.#lost(instance, new Error("Listener stopped")),
+      (error) => this.#lost(instance, error),
+    );
+    return instance;
+  }
+
+  #lost(instance: Instance, error: unknown): void {
+    instance.running = false;
+    if (this.#stopped || instance !== this.#current) return;
+    this.#current = undefined;
+    this.#options.clock.clearTimeout(this.#healthy);
+    this.#healthy = undefined;
+    if (!this.#incident) this.#report(error);
+    this.#schedule();
+  }
+
+  #report(error: unknown): void {
+    this.#incident = true;
+    this.#attempts = 0;
+    this.#delayMs = RELISTEN_FIRST_DELAY_MS;
+    const reason = error instanceof Error ? error : new Error(String(error));
+    const { hostname, logger, onListenError } = this.#options;
+    logger.error(
+      `Cannot accept connections on ${hostname}:${this.port}: ${reason.message}; ` +
+        `listening again with backoff (open connections stay open)`,
+    );
+    try {
+      onListenError?.(reason);
+    } catch (thrown) {
+      logger.error(`onListenError threw: ${errorText(thrown)}`);
+    }
+  }
+
+  #schedule(): void {
+    const delayMs = this.#delayMs;
+    this.#delayMs = Math.min(this.#delayMs * 2, RELISTEN_MAX_DELAY_MS);
+    this.#retry = this.#options.clock.setTimeout(() => this.#relisten(), delayMs);
+  }
+
+  #relisten(): void {
+    this.#retry = undefined;
+    if (this.#stopped) return;
+    this.#attempts++;
+    try {
+      this.#current = this.#serve(this.port);
+    } catch {
+      return this.#schedule(); // still out of descriptors, or the port is taken: later
+    }
+    // Over once this server has kept accepting as long as the longest backoff step.
+    this.#healthy = this.#options.clock.setTimeout(() => {
+      this.#healthy = undefined;
+      this.#incident = false;
+    }, RELISTEN_MAX_DELAY_MS);
+    const tries = this.#attempts === 1 ? "1 attempt" : `${this.#attempts} attempts`;
+    this.#options.logger.info(
+      `Listening again on ${this.#options.hostname}:${this.port} after ${tries}`,
+    );
+  }
+}
