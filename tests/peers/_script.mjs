@@ -2,7 +2,7 @@
 // Browser-safe and runtime-neutral (only WebSocket, timers and JSON): it runs in Deno, in Node
 // 20 (with --experimental-websocket) and inside Chromium.
 //
-// - `rawClient` behaves on the wire like the upstream clients of /work/shared/UPSTREAM.md
+// - `rawClient` behaves on the wire like the upstream clients of ../shared/UPSTREAM.md
 //   (written from that description): ids from 1, `{id, method, params}` requests,
 //   `{id: null, …}` notifications, both refused at once when not connected; ANY incoming frame
 //   with a numeric id settles the pending call with that id (`result ?? null`, or the error),

@@ -1,6 +1,6 @@
 /**
  * A test peer that behaves on the wire like the Rust original's client ("Mist",
- * tokio-tungstenite), as /work/shared/UPSTREAM.md describes it: the secret in the `X-Land-Secret`
+ * tokio-tungstenite), as ../shared/UPSTREAM.md describes it: the secret in the `X-Land-Secret`
  * header (the hex exactly as given), no subprotocol, ids from 1, replies matched by id alone
  * (the wire behaviour is in ./_script.mjs, `rawClient`), no reconnect. Written from that
  * description, for tests/interop_test.ts. Not part of Mist.

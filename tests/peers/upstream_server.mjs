@@ -1,5 +1,5 @@
 // A test peer that behaves on the wire like the editor's extension-host server ("Cocoon"), as
-// /work/shared/UPSTREAM.md describes it: Node + `ws` 8. Written from that description, for
+// ../shared/UPSTREAM.md describes it: Node + `ws` 8. Written from that description, for
 // tests/interop_test.ts. Not part of Mist.
 //
 //   COCOON_WS_PORT=<port> COCOON_WS_SECRET=<64 hex> node tests/peers/upstream_server.mjs

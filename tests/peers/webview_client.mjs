@@ -1,5 +1,5 @@
 // A test peer that behaves on the wire like the editor's webview client ("Sky"), as
-// /work/shared/UPSTREAM.md describes it (the wire behaviour is in ./_script.mjs, `rawClient`).
+// ../shared/UPSTREAM.md describes it (the wire behaviour is in ./_script.mjs, `rawClient`).
 // Written from that description, for tests/interop_test.ts. Not part of Mist.
 //
 //   node --experimental-websocket tests/peers/webview_client.mjs <port> <64-hex secret> < script.json
