@@ -16,6 +16,7 @@
 
 import type { Clock } from "./clock.ts";
 import { type Logger, RateLimitedLog } from "./log.ts";
+import type { WebSocketLike } from "./transport.ts";
 
 /** First delay before listening again after the accept loop failed; doubles on each failure. */
 export const RELISTEN_FIRST_DELAY_MS = 100;
@@ -26,6 +27,9 @@ export const RELISTEN_MAX_DELAY_MS = 5000;
 export const REFUSAL_LOG_BURST = 10;
 /** The refusal log's interval. */
 export const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** `readyState` of a socket still connecting (WHATWG, and `ws` on Node). */
+const CONNECTING = 0;
 
 /** The close code and reason of a socket that opened after its upgrade deadline. */
 const LATE_CLOSE: [number, string] = [1013, "Upgrade took too long"];
@@ -49,7 +53,7 @@ export class ConnectionSlots {
   readonly #upgradeTimeoutMs: number;
   readonly #clock: Clock;
   /** Held sockets, with the deadline timer of those still connecting. */
-  readonly #held = new Map<WebSocket, { timer: unknown }>();
+  readonly #held = new Map<WebSocketLike, { timer: unknown }>();
   #emptied: (() => void)[] = [];
 
   /**
@@ -76,16 +80,16 @@ export class ConnectionSlots {
   }
 
   /**
-   * Holds a slot for a socket just returned by `Deno.upgradeWebSocket`.
+   * Holds a slot for a socket just upgraded (by `Deno.upgradeWebSocket`, or `ws` on Node).
    *
    * @param socket The upgraded socket, still connecting.
    * @param opened Called once when it opens in time; not called if it never does.
    */
-  admit(socket: WebSocket, opened: () => void): void {
+  admit(socket: WebSocketLike, opened: () => void): void {
     const entry = {
       timer: this.#clock.setTimeout(() => {
         entry.timer = undefined;
-        if (socket.readyState === WebSocket.CONNECTING) this.#release(socket);
+        if (socket.readyState === CONNECTING) this.#release(socket);
       }, this.#upgradeTimeoutMs),
     };
     this.#held.set(socket, entry);
@@ -105,7 +109,7 @@ export class ConnectionSlots {
   /** Frees the slots of every socket still connecting (shutdown); those that open are closed. */
   releaseConnecting(): void {
     for (const socket of [...this.#held.keys()]) {
-      if (socket.readyState === WebSocket.CONNECTING) this.#release(socket);
+      if (socket.readyState === CONNECTING) this.#release(socket);
     }
   }
 
@@ -131,7 +135,7 @@ export class ConnectionSlots {
     }
   }
 
-  #release(socket: WebSocket): void {
+  #release(socket: WebSocketLike): void {
     const entry = this.#held.get(socket);
     if (!entry) return;
     this.#clock.clearTimeout(entry.timer);
@@ -144,7 +148,7 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function closeQuietly(socket: WebSocket, code: number, reason: string): void {
+function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
   try {
     socket.close(code, reason);
   } catch {
