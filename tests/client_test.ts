@@ -366,3 +366,40 @@ Deno.test("Client.close() rejects calls in flight with ClosedError, not Disconne
   open.resolve(null);
   await t.server.shutdown();
 });
+
+Deno.test("Client with secretInQuery adds ?secret= to the URL, and a browser's protocols put the hex first", async () => {
+  const secret = SharedSecret.generate();
+  const seen: { url: string; protocols: string | null }[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+    seen.push({ url: request.url, protocols: request.headers.get("sec-websocket-protocol") });
+    const offered = request.headers.get("sec-websocket-protocol")?.split(",")[0].trim();
+    const { socket, response } = Deno.upgradeWebSocket(request, { protocol: offered });
+    socket.addEventListener("message", (event) => {
+      const { id } = JSON.parse(event.data);
+      socket.send(JSON.stringify({ id, result: null })); // a seed server: hello answered null
+    });
+    return response;
+  });
+  for (const secretVia of ["header", "protocol"] as const) {
+    const client = new Client(`ws://127.0.0.1:${server.addr.port}/path?x=1`, {
+      secret,
+      auth: "secret",
+      secretVia,
+      secretInQuery: true,
+      heartbeat: false,
+      reconnect: false,
+      logger: quiet,
+    });
+    assert.equal(await client.call("anything"), null);
+    assert.equal(client.peer?.remote, undefined, "a seed server");
+    await client.close();
+  }
+  assert.equal(seen.length, 2);
+  for (const { url } of seen) {
+    assert.equal(new URL(url).searchParams.get("secret"), secret.toHex());
+    assert.equal(new URL(url).searchParams.get("x"), "1");
+  }
+  assert.equal(seen[0].protocols, null);
+  assert.equal(seen[1].protocols, `${secret.toHex()}, mist.v1`);
+  await server.shutdown();
+});
