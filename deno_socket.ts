@@ -1,14 +1,19 @@
 /**
- * A WebSocket client socket for Deno with Nagle's algorithm turned off. **Deno-only at run
- * time**: it opens its TCP connection with `Deno.connect`, which it finds on `globalThis` and
- * types itself (`DenoNet` below), so this file also type-checks with a DOM-only lib and the
- * client that imports it stays loadable in browsers and Node, where it is never used.
+ * A WebSocket client socket with Nagle's algorithm turned off, for Deno and Node. It opens its
+ * TCP connection with `Deno.connect` where that exists, else with `node:net` through the
+ * adapter in `_node_tcp.ts`, which fetches the module at connect time with
+ * `process.getBuiltinModule`. Neither is imported: `Deno.connect` is found on `globalThis` and
+ * typed here (`DenoNet` below), so this file also type-checks with a DOM-only lib, and the
+ * client that imports it stays loadable in browsers, where it is never used
+ * ({@linkcode isNoDelaySupported} is false there).
  *
  * Why it exists: Deno's native `WebSocket` client leaves Nagle's algorithm on (`Deno.serve`
  * turns it off on the server side only). When a client sends a frame that gets no immediate
  * reply, such as a JSON-RPC notification, and then a request, the kernel holds the request back
  * until the server's delayed ACK for the notification arrives: the call takes ~44 ms instead of
- * ~0.1 ms. `NoDelayWebSocket` connects with `Deno.connect`, calls `setNoDelay(true)` and speaks
+ * ~0.1 ms. On Node, undici's `WebSocket` leaves Nagle on too, and its error for a refused
+ * upgrade says only "non-101 status code"; this socket's names the status ("handshake failed:
+ * HTTP/1.1 401 Unauthorized"). `NoDelayWebSocket` connects, calls `setNoDelay(true)` and speaks
  * RFC 6455 itself: the opening handshake (§4.1, §4.2.2), base framing and client masking
  * (§5.2, §5.3), fragmentation (§5.4), control frames (§5.5) and the closing handshake (§5.5.1,
  * §7). It supports `ws:` URLs only (no TLS) and no extensions.
@@ -26,20 +31,33 @@ import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
 import { checkHandshake, handshakeRequest } from "./ws_handshake.ts";
 import { decodeText, REUSE_MAX, validCloseCode } from "./ws_frame.ts";
 import { FrameWriter } from "./ws_writer.ts";
+import { connectNode, type ConnectOptions, isNodeTcpSupported, type TcpConn } from "./_node_tcp.ts";
 
 /** The part of Deno's TCP API used here. */
-interface TcpConn {
-  read(buffer: Uint8Array): Promise<number | null>;
-  write(bytes: Uint8Array): Promise<number>;
-  close(): void;
-  setNoDelay(noDelay?: boolean): void;
-}
 interface DenoNet {
-  connect(options: { hostname: string; port: number; signal?: AbortSignal }): Promise<TcpConn>;
+  connect(options: ConnectOptions): Promise<TcpConn>;
 }
 
 function denoNet(): DenoNet | undefined {
   return (globalThis as { Deno?: DenoNet }).Deno;
+}
+
+/** TCP through `Deno.connect` on Deno, through `node:net` elsewhere (Node). */
+function connectTcp(options: ConnectOptions): Promise<TcpConn> {
+  const deno = denoNet();
+  return typeof deno?.connect === "function" ? deno.connect(options) : connectNode(options);
+}
+
+/**
+ * Reports a listener's exception without stopping the others: `reportError`, which Node 20
+ * lacks, else an uncaught exception a task later (what Node's `EventTarget` does).
+ */
+function report(error: unknown): void {
+  const g = globalThis as { reportError?: (error: unknown) => void };
+  if (typeof g.reportError === "function") return g.reportError(error);
+  setTimeout(() => {
+    throw error;
+  }, 0);
 }
 
 const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
@@ -87,7 +105,9 @@ export interface NoDelayWebSocketOptions {
 }
 
 /**
- * Whether {@linkcode NoDelayWebSocket} can run here: true in Deno, where `Deno.connect` exists.
+ * Whether {@linkcode NoDelayWebSocket} can run here: true in Deno, where `Deno.connect` exists,
+ * and in Node 20.16+ / 22.3+, where `process.getBuiltinModule` can load `node:net`; false in
+ * browsers.
  *
  * @example Picking a socket at runtime
  * ```ts
@@ -98,7 +118,7 @@ export interface NoDelayWebSocketOptions {
  * ```
  */
 export function isNoDelaySupported(): boolean {
-  return typeof denoNet()?.connect === "function";
+  return typeof denoNet()?.connect === "function" || isNodeTcpSupported();
 }
 
 /**
@@ -123,7 +143,7 @@ async function writeAll(conn: TcpConn, bytes: Uint8Array): Promise<void> {
 }
 
 /**
- * A `WebSocketLike` client over `Deno.connect` with TCP no-delay, so that a frame that gets no
+ * A `WebSocketLike` client over TCP (`Deno.connect`, or `node:net` on Node) with no-delay, so that a frame that gets no
  * reply does not hold back the next one. Events fire as with the WHATWG `WebSocket`: `open`;
  * `message` with `data` (a string, or an `ArrayBuffer` when `binaryType` is `"arraybuffer"`,
  * else a `Blob`); `error` when the handshake or the protocol fails; `close` exactly once, with
@@ -263,7 +283,7 @@ export class NoDelayWebSocket implements WebSocketLike {
       try {
         listener(event);
       } catch (error) {
-        reportError(error); // as an EventTarget would
+        report(error); // as an EventTarget would
       }
     }
   }
@@ -279,7 +299,7 @@ export class NoDelayWebSocket implements WebSocketLike {
       const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
       const port = Number(url.port || 80);
       const signal = this.#abort.signal;
-      this.#conn = await denoNet()!.connect({ hostname, port, signal });
+      this.#conn = await connectTcp({ hostname, port, signal });
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#conn.setNoDelay(true);
       await writeAll(this.#conn, encoder.encode(head));

@@ -1,8 +1,9 @@
 /**
  * The Node client: the bundle built by `tools/build.ts` runs under the machine's Node
- * (`tests/fixtures/node_client.mjs`) against `serveLocal`, with the secret in the header, calls
- * both ways, and reconnects through its provider when the server restarts on a new port with a
- * new secret.
+ * (`tests/fixtures/node_client.mjs`) against `serveLocal`, with a proof in the header, over
+ * Mist's own no-delay socket (`node:net`, not Node's `WebSocket`); it calls both ways, reconnects
+ * through its provider when the server restarts on a new port with a new secret, and a client
+ * with a wrong secret fails with an error that names the server's 401.
  *
  * @module
  */
@@ -41,8 +42,7 @@ async function readJsonLines(
 
 Deno.test("Client under Node: header proof, calls both ways, reconnect through the provider", async () => {
   const major = await nodeMajor();
-  // Node 22+ has a global WebSocket; on Node 20 it is behind a flag.
-  const flags = major < 22 ? ["--experimental-websocket"] : [];
+  // No --experimental-websocket on Node 20: ws: URLs need no global WebSocket any more.
   const dist = await Deno.makeTempDir({ prefix: "mist-node-dist-" });
   const bundle = (await build(dist)).js;
 
@@ -55,7 +55,6 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
 
   const child = new Deno.Command("node", {
     args: [
-      ...flags,
       "--no-warnings",
       SCRIPT.pathname,
       new URL(`file://${bundle}`).href,
@@ -111,8 +110,19 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
     assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
     assert.deepEqual(done.served, ["callback", "server", "callback 2"]);
 
+    // A wrong secret fails at once (reconnect: false), and the error names the 401.
+    const refused = done.refused as { name: string; message: string; cause?: string };
+    assert.equal(refused?.name, "ChannelDeadError", JSON.stringify(refused));
+    // Both the error and its cause (the DisconnectedError) quote the status line.
+    assert.match(refused.message, /handshake failed: HTTP\/1\.1 401 Unauthorized/);
+    assert.match(String(refused.cause), /handshake failed: HTTP\/1\.1 401 Unauthorized/);
+    console.log(`wrong secret: ${refused.message}`);
+    await current.refusals.next("the refusal of the wrong secret");
+
     // Every socket carried a proof in the header (Node's default), never the secret itself,
-    // and no subprotocol; the proof made with the current secret each time.
+    // and no subprotocol; the proof made with the current secret each time. Recorded on the
+    // wire: Node's own WebSocket was never used.
+    assert.equal(done.nativeSockets, 0);
     const sockets = done.sockets as {
       url: string;
       headers: Record<string, string> | null;
@@ -120,8 +130,8 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
     }[];
     assert.ok(sockets.length >= 2, `sockets: ${sockets.length}`);
     for (const socket of sockets) {
-      assert.deepEqual(Object.keys(socket.headers ?? {}), ["X-Mist-Proof", "X-Mist-Version"]);
-      assert.match(socket.headers!["X-Mist-Proof"], /^[0-9a-f]{32}\.[0-9a-f]{64}$/);
+      assert.deepEqual(Object.keys(socket.headers ?? {}), ["x-mist-proof", "x-mist-version"]);
+      assert.match(socket.headers!["x-mist-proof"], /^[0-9a-f]{32}\.[0-9a-f]{64}$/);
       assert.equal(socket.protocols, null);
     }
     const everything = JSON.stringify(sockets);

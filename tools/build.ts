@@ -1,8 +1,10 @@
 /**
  * Builds the browser and Node face of Mist: `dist/mist_client.js`, one ESM file with the client
- * and everything it needs (no `Deno.*` runs at load; the Deno-only no-delay socket is bundled
- * but only picked at run time when `globalThis.Deno` exists), and `dist/mist_client.d.ts`
- * with `dist/types/*.d.ts` for TypeScript users.
+ * and everything it needs, and `dist/mist_client.d.ts` with `dist/types/*.d.ts` for TypeScript
+ * users. Nothing Deno- or Node-specific runs at load, and the bundle imports no `node:` module
+ * (checked here), so it loads in browsers. The no-delay socket is bundled and picked at run time:
+ * on Deno through `globalThis.Deno.connect`, on Node through `node:net`, which it fetches with
+ * `process.getBuiltinModule` when it connects; browsers keep their `WebSocket`.
  *
  * Usage: `deno run -A tools/build.ts [outDir]` (default `dist/`). Needs only the local Deno:
  * `deno bundle` does the bundling and emits the declarations, so it runs offline.
@@ -25,6 +27,12 @@ export const BUNDLED_MODULES: readonly string[] = [
 ];
 
 const ROOT = new URL("../", import.meta.url);
+/**
+ * An import of a `node:` module: a static one stops browsers loading the bundle, a dynamic one
+ * trips the bundlers of the bundle's users. The no-delay socket uses `process.getBuiltinModule`.
+ */
+const NODE_IMPORT =
+  /^\s*(?:import|export)\b[^;\n]*?["']node:[^"']*["']|\bimport\s*\(\s*["']node:[^"']*["']/m;
 const DENO = Deno.execPath();
 
 /** What {@linkcode build} wrote. */
@@ -57,6 +65,10 @@ export async function build(outDir: string | URL = new URL("dist/", ROOT)): Prom
     );
     await bundle(["--output", `${work}/bundle.js`, entry]);
     const js = await Deno.readTextFile(`${work}/bundle.js`);
+    const nodeImport = NODE_IMPORT.exec(js);
+    if (nodeImport) {
+      throw new Error(`Cannot bundle: the bundle imports a node: module (${nodeImport[0]})`);
+    }
     await Deno.writeTextFile(
       `${work}/mist_client.js`,
       `// @ts-self-types="./mist_client.d.ts"\n// Mist client bundle, built by tools/build.ts from client.ts and what it imports.\n${js}`,
