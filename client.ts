@@ -1,7 +1,7 @@
 /**
  * The dialling side: connects, presents the secret, reconnects with the design note's backoff,
  * and hands each socket to a {@linkcode Peer}. Runs in Deno, browsers and Node: no `Deno.*`
- * here (on Deno it picks the no-delay socket of `deno_socket.ts` at run time).
+ * here (on Deno and Node it picks the no-delay socket of `deno_socket.ts` at run time).
  *
  * @example Calling the local runner
  * ```ts ignore
@@ -153,7 +153,10 @@ export interface ClientOptions extends PeerOptions {
   failFast?: boolean;
   /** Notifications kept while not connected; older ones are dropped beyond it. @default {256} */
   maxQueuedNotifications?: number;
-  /** Creates sockets. @default no-delay socket on Deno, the global `WebSocket` elsewhere */
+  /**
+   * Creates sockets. @default Mist's no-delay socket for `ws:` URLs on Deno and Node (20.16+), the
+   * global `WebSocket` elsewhere
+   */
   webSocketFactory?: WebSocketFactory;
   /** Timers, replaceable in tests. @default the global timers */
   clock?: Clock;
@@ -296,7 +299,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       typeof globalThis.WebSocket !== "function"
     ) {
       throw new TypeError(
-        "Cannot create client: no global WebSocket (on Node 20 run with --experimental-websocket)",
+        "Cannot create client: no global WebSocket here (Node before 20.16: run with --experimental-websocket)",
       );
     }
     const reconnect = options.reconnect ?? {};
@@ -793,7 +796,7 @@ function nativeSocket(
     (globalThis as { WebSocket?: new (url: string, init?: unknown) => WebSocketLike }).WebSocket;
   if (!Native) {
     throw new TypeError(
-      "Cannot connect: no global WebSocket (on Node 20 run with --experimental-websocket)",
+      "Cannot connect: no global WebSocket here (Node before 20.16: run with --experimental-websocket)",
     );
   }
   // Deno and Node (undici) take a dictionary with headers; browsers only a protocol list.
