@@ -17,6 +17,7 @@ import { IdleWatch } from "./idle_watch.ts";
 import type { Logger } from "./log.ts";
 import { type Peer, type PeerOptions, resolvePeerOptions } from "./peer.ts";
 import type { SharedSecret } from "./secret.ts";
+import type { Untyped } from "./contract.ts";
 import type { WebSocketLike } from "./transport.ts";
 
 /** Default {@linkcode ServeLocalOptions.hostname}. */
@@ -35,8 +36,14 @@ export const DEFAULT_UPGRADE_TIMEOUT_MS = 5000;
  */
 export const SHUTDOWN_MARGIN_MS = 1000;
 
-/** Options of {@linkcode serveLocal}; the peer options apply to every connection. */
-export interface ServeLocalOptions extends PeerOptions {
+/**
+ * Options of `serveLocal`; the peer options apply to every connection.
+ *
+ * @typeParam Local The contract the server serves (its registry's).
+ * @typeParam Remote The contract of its clients, for calling them back.
+ */
+export interface ServeLocalOptions<Local = Untyped, Remote = Untyped>
+  extends PeerOptions<Local, Remote> {
   /** The per-spawn secret clients must present. Required unless `insecureNoSecret`. */
   secret?: SharedSecret;
   /** Accept connections without any secret. Only for tests and demos. @default false */
@@ -81,7 +88,7 @@ export interface ServeLocalOptions extends PeerOptions {
    * called at once; a seed client when its socket opens (`peer.call` toward it rejects with
    * `NotNegotiatedError`: it does not answer requests).
    */
-  onConnection?: (peer: Peer) => void;
+  onConnection?: (peer: Peer<Remote, Local>) => void;
   /**
    * Called once each time the accept loop fails (e.g. "Too many open files" at the file
    * descriptor limit). The server does not stop: open connections stay open, and it listens
@@ -162,7 +169,7 @@ export class ServeCore {
   readonly #options: ServeLocalOptions;
   readonly #idleMs: number;
   readonly #graceMs: number;
-  readonly #peerOptions: ReturnType<typeof resolvePeerOptions>;
+  readonly #peerOptions: ReturnType<typeof resolvePeerOptions<Untyped, Untyped>>;
   readonly #policy: AuthPolicy;
   readonly #slots: ConnectionSlots;
   readonly #peers = new Set<Peer>();
@@ -212,7 +219,7 @@ export class ServeCore {
       1,
     );
     this.clock = options.clock ?? realClock;
-    this.#peerOptions = resolvePeerOptions(options); // its logger is safeLogger-wrapped
+    this.#peerOptions = resolvePeerOptions<Untyped, Untyped>(options); // logger: safeLogger
     this.logger = this.#peerOptions.logger;
     this.#policy = {
       secret: options.secret ?? null,

@@ -30,6 +30,7 @@ import {
   resolvePeerOptions,
 } from "./peer.ts";
 import type { HandlerRegistry } from "./registry.ts";
+import type { CallArgs, MethodName, NotifyArgs, ResultOf, Untyped } from "./contract.ts";
 import { SharedSecret } from "./secret.ts";
 import { PROTOCOL_VERSION, SECRET_HEADER, VERSION_HEADER } from "./auth.ts";
 import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
@@ -125,7 +126,8 @@ export type WebSocketFactory = (
 ) => WebSocketLike;
 
 /** Options of a {@linkcode Client}; the peer options apply to each connection. */
-export interface ClientOptions extends PeerOptions {
+export interface ClientOptions<Local = Untyped, Remote = Untyped>
+  extends PeerOptions<Local, Remote> {
   /** The secret, when the endpoint is a URL. */
   secret?: SharedSecret | string;
   /**
@@ -202,7 +204,7 @@ export class StateChangeEvent extends Event {
 
 interface Waiter {
   readonly method: string;
-  readonly resolve: (peer: Peer) => void;
+  readonly resolve: (peer: AnyPeer) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -222,11 +224,12 @@ interface Waiter {
  * await client.close();
  * ```
  */
-export class Client extends EventTarget implements Caller, AsyncDisposable {
+export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
+  implements Caller<Remote>, AsyncDisposable {
   #provider: EndpointProvider;
-  #peerOptions: ReturnType<typeof resolvePeerOptions>;
+  #peerOptions: ReturnType<typeof resolvePeerOptions<Local, Remote>>;
   #failFast: boolean;
-  #registry: HandlerRegistry;
+  #registry: HandlerRegistry<Local, Remote>;
   #clock: Clock;
   #logger: Logger;
   #factory: WebSocketFactory;
@@ -245,7 +248,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   #maxQueued: number;
 
   #state: ClientState = "connecting";
-  #peer: Peer | undefined;
+  #peer: AnyPeer | undefined;
   #socket: WebSocketLike | undefined;
   #attempt = 0;
   #retries = 0;
@@ -266,7 +269,10 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    * @throws {TypeError} No secret for a URL endpoint, or no `WebSocket` in this runtime.
    * @throws {RangeError} An option out of range (the message names it).
    */
-  constructor(endpoint: string | URL | EndpointProvider, options: ClientOptions = {}) {
+  constructor(
+    endpoint: string | URL | EndpointProvider,
+    options: ClientOptions<Local, Remote> = {},
+  ) {
     super();
     if (typeof endpoint === "function") this.#provider = endpoint;
     else {
@@ -277,7 +283,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       this.#provider = () => fixed;
     }
     // Validated now, not on the first connection; every connection's peer gets these.
-    this.#peerOptions = resolvePeerOptions({
+    this.#peerOptions = resolvePeerOptions<Local, Remote>({
       ...options,
       maxMessageBytes: options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
     });
@@ -356,13 +362,13 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
   }
 
   /** Handlers for calls coming from the server; kept across reconnections. */
-  get registry(): HandlerRegistry {
+  get registry(): HandlerRegistry<Local, Remote> {
     return this.#registry;
   }
 
   /** The current connection's peer (for its stats), or `undefined` while not connected. */
-  get peer(): Peer | undefined {
-    return this.#peer;
+  get peer(): Peer<Remote, Local> | undefined {
+    return this.#peer as Peer<Remote, Local> | undefined;
   }
 
   /** Calls waiting for a connection, and notifications dropped while disconnected. */
@@ -389,15 +395,16 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    * @throws {LimitError} `too-many-pending` or `message-too-big`.
    * @throws {DOMException} `TimeoutError`, or the aborted signal's reason.
    */
-  call(
-    method: string,
-    params: Params = [],
-    options: CallOptions = {},
-  ): Promise<unknown> {
+  call<M extends MethodName<Remote>>(
+    method: M,
+    ...args: CallArgs<Remote, M, CallOptions>
+  ): Promise<ResultOf<Remote, M>>;
+  call(method: string, params: unknown = [], options: CallOptions = {}): Promise<unknown> {
+    // The peer checks params; a wrong type rejects there, as from a connected client.
     if (this.#state === "open" && !this.#peer!.closeInfo) {
-      return this.#peer!.call(method, params, options);
+      return this.#peer!.call(method, params as Params, options);
     }
-    return this.#callLater(method, params, options);
+    return this.#callLater(method, params as Params, options);
   }
 
   async #callLater(
@@ -422,8 +429,11 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
    * @throws {ClosedError} The client is closed or dead.
    * @throws {LimitError} `message-too-big`, or `overloaded` when the socket does not drain.
    */
-  notify(method: string, params: Params = []): void {
-    if (this.#state === "open" && !this.#peer!.closeInfo) return this.#peer!.notify(method, params);
+  notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
+  notify(method: string, params: unknown = []): void {
+    if (this.#state === "open" && !this.#peer!.closeInfo) {
+      return this.#peer!.notify(method, params as Params);
+    }
     if (this.#state === "closed" || this.#state === "dead") throw new ClosedError(method);
     if (typeof params !== "object" || params === null) {
       throw new TypeError(`Cannot notify "${method}": params is neither an array nor an object`);
@@ -433,7 +443,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       this.#queued.shift();
       this.#droppedNotifications++;
     }
-    this.#queued.push([method, params]);
+    this.#queued.push([method, params as Params]);
   }
 
   /**
@@ -488,7 +498,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     await this.close();
   }
 
-  #connection(method: string | undefined, options: CallOptions): Promise<Peer> {
+  #connection(method: string | undefined, options: CallOptions): Promise<AnyPeer> {
     if (this.#state === "closed") return Promise.reject(new ClosedError(method));
     if (this.#state === "dead") {
       const after = this.#reconnects ? this.#deadAfterMs : undefined;
@@ -513,7 +523,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
         ),
       );
     }
-    return new Promise<Peer>((resolve, reject) => {
+    return new Promise<AnyPeer>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const onAbort = () => settle(() => reject(signal!.reason));
       const settle = (then: () => void) => {
@@ -577,7 +587,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     this.#retryLater(error);
   }
 
-  async #dial(generation: number): Promise<Peer> {
+  async #dial(generation: number): Promise<AnyPeer> {
     const endpoint = await this.#provider();
     if (generation !== this.#generation) throw new Error("Superseded");
     const secret = typeof endpoint.secret === "string"
@@ -615,7 +625,11 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
           );
         }
       }
-      const peer = new Peer(new WebSocketTransport(socket), this.#peerOptions);
+      // Typed only at the surface: inside, calls are by name.
+      const peer: AnyPeer = new Peer(
+        new WebSocketTransport(socket),
+        this.#peerOptions as unknown as PeerOptions,
+      );
       const left = this.#connectTimeoutMs - (this.#clock.now() - started);
       await peer.hello(answer === undefined ? {} : { proof: answer }, {
         timeoutMs: Math.max(1, Math.ceil(left)),
@@ -653,7 +667,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
       : { url, init: { protocols: [secret.toHex(), PROTOCOL_VERSION] } };
   }
 
-  #onOpen(peer: Peer): void {
+  #onOpen(peer: AnyPeer): void {
     this.#clock.clearTimeout(this.#deadTimer);
     this.#peer = peer;
     const attempt = this.#attempt;
@@ -683,7 +697,7 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     });
   }
 
-  #scheduleHeartbeat(peer: Peer): void {
+  #scheduleHeartbeat(peer: AnyPeer): void {
     const beat = this.#heartbeat;
     if (!beat) return;
     this.#heartbeatTimer = this.#clock.setTimeout(async () => {
@@ -726,6 +740,9 @@ export class Client extends EventTarget implements Caller, AsyncDisposable {
     this.dispatchEvent(new StateChangeEvent(state, attempt, delayMs, error));
   }
 }
+
+/** The client's peers, untyped inside (the contract types only its public surface). */
+type AnyPeer = Peer<Untyped, Untyped>;
 
 function closeQuietly(socket: WebSocketLike, code?: number, reason?: string): void {
   try {

@@ -20,7 +20,14 @@ import {
 } from "./envelope.ts";
 import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "./errors.ts";
 import { consoleLogger, type Logger, logSafe, safeLogger } from "./log.ts";
-import { type HandlerContext, HandlerRegistry } from "./registry.ts";
+import type {
+  CallArgs,
+  MethodName,
+  NotifyArgs,
+  ResultOf,
+  Untyped,
+} from "./contract.ts";
+import { type HandlerContext, type HandlerFn, HandlerRegistry } from "./registry.ts";
 import { checkInt } from "./_options.ts";
 import type { Frame, Transport } from "./transport.ts";
 
@@ -82,15 +89,14 @@ export interface CallOptions {
  * }
  * ```
  */
-export interface Caller {
+export interface Caller<Remote = Untyped> {
   /** Calls a method and waits for its result. */
-  call(
-    method: string,
-    params?: Params,
-    options?: CallOptions,
-  ): Promise<unknown>;
+  call<M extends MethodName<Remote>>(
+    method: M,
+    ...args: CallArgs<Remote, M, CallOptions>
+  ): Promise<ResultOf<Remote, M>>;
   /** Sends a notification; no reply will come. */
-  notify(method: string, params?: Params): void;
+  notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
 }
 
 /**
@@ -101,9 +107,9 @@ export interface Caller {
  * const options: PeerOptions = { maxInFlight: 64, defaultTimeoutMs: 10_000 };
  * ```
  */
-export interface PeerOptions {
+export interface PeerOptions<Local = Untyped, Remote = Untyped> {
   /** Handlers for the other side's calls. @default an empty registry */
-  registry?: HandlerRegistry;
+  registry?: HandlerRegistry<Local, Remote>;
   /**
    * Largest message accepted or sent, in UTF-8 bytes. A larger incoming one closes the
    * connection with 1009; a larger outgoing call rejects with a `LimitError`.
@@ -188,15 +194,15 @@ interface Pending {
 }
 
 /** A handler's context; the signal is made on first use since most handlers never read it. */
-class Context implements HandlerContext {
-  readonly peer: Caller;
+class Context<Remote> implements HandlerContext<Remote> {
+  readonly peer: Caller<Remote>;
   readonly method: string;
   readonly id: RequestId | null;
   #controller: AbortController | undefined;
   #reason: unknown;
   #aborted = false;
 
-  constructor(peer: Caller, method: string, id: RequestId | null) {
+  constructor(peer: Caller<Remote>, method: string, id: RequestId | null) {
     this.peer = peer;
     this.method = method;
     this.id = id;
@@ -252,9 +258,9 @@ class Context implements HandlerContext {
  * assert.deepEqual(await server.closed, { code: 1000, reason: "done" });
  * ```
  */
-export class Peer implements Caller, Disposable {
+export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, Disposable {
   #transport: Transport;
-  #registry: HandlerRegistry;
+  #registry: HandlerRegistry<Local, Remote>;
   #logger: Logger;
   #maxMessageBytes: number;
   #maxInFlight: number;
@@ -266,7 +272,7 @@ export class Peer implements Caller, Disposable {
 
   #nextId = 0;
   #pending = new Map<number, Pending>();
-  #running = new Map<number | string, Context>();
+  #running = new Map<number | string, Context<Remote>>();
   #runningCount = 0;
   #queue: string[] = [];
   #pumping = false;
@@ -289,9 +295,9 @@ export class Peer implements Caller, Disposable {
    * @param options Limits, handlers, logger.
    * @throws {RangeError} When a numeric option is out of range (the message names it).
    */
-  constructor(transport: Transport, options: PeerOptions = {}) {
+  constructor(transport: Transport, options: PeerOptions<Local, Remote> = {}) {
     this.#transport = transport;
-    const resolved = resolvePeerOptions(options);
+    const resolved = resolvePeerOptions<Local, Remote>(options);
     this.#registry = resolved.registry;
     this.#logger = resolved.logger;
     this.#maxMessageBytes = resolved.maxMessageBytes;
@@ -374,15 +380,15 @@ export class Peer implements Caller, Disposable {
    * @throws {DOMException} `TimeoutError` after `timeoutMs`; an aborted `signal`'s reason.
    * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
    */
-  call(
-    method: string,
-    params: Params = [],
-    options: CallOptions = {},
-  ): Promise<unknown> {
+  call<M extends MethodName<Remote>>(
+    method: M,
+    ...args: CallArgs<Remote, M, CallOptions>
+  ): Promise<ResultOf<Remote, M>>;
+  call(method: string, params: unknown = [], options: CallOptions = {}): Promise<unknown> {
     if (this.#requireHello && !this.#remote && !this.#closeInfo) {
       return Promise.reject(new NotNegotiatedError(method));
     }
-    return this.#call(method, params, options);
+    return this.#call(method, params as Params, options); // checked by #call
   }
 
   #call(method: string, params: Params, options: CallOptions): Promise<unknown> {
@@ -451,7 +457,8 @@ export class Peer implements Caller, Disposable {
    * @throws {LimitError} `message-too-big`, or `overloaded` when the send queue is full.
    * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
    */
-  notify(method: string, params: Params = []): void {
+  notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
+  notify(method: string, params: unknown = []): void {
     if (this.#closeInfo) {
       throw new DisconnectedError(
         this.#closeInfo.code,
@@ -460,7 +467,7 @@ export class Peer implements Caller, Disposable {
       );
     }
     checkCall(method, params);
-    const frame = encodeNotification(method, params);
+    const frame = encodeNotification(method, params as Params);
     if (tooBig(frame, this.#maxMessageBytes)) {
       throw new LimitError(
         "message-too-big",
@@ -648,7 +655,7 @@ export class Peer implements Caller, Disposable {
   }
 
   #run(
-    handler: (params: Params, context: HandlerContext) => unknown,
+    handler: HandlerFn<Params, Remote>,
     id: RequestId | null,
     method: string,
     params: Params,
@@ -807,12 +814,14 @@ export class Peer implements Caller, Disposable {
  * assert.throws(() => resolvePeerOptions({ maxInFlight: 0 }), RangeError);
  * ```
  */
-export function resolvePeerOptions(
-  options: PeerOptions,
-): Required<Omit<PeerOptions, "defaultTimeoutMs">> & { defaultTimeoutMs: number | undefined } {
+export function resolvePeerOptions<Local = Untyped, Remote = Untyped>(
+  options: PeerOptions<Local, Remote>,
+): Required<Omit<PeerOptions<Local, Remote>, "defaultTimeoutMs">> & {
+  defaultTimeoutMs: number | undefined;
+} {
   return {
     requireHello: options.requireHello ?? false,
-    registry: options.registry ?? new HandlerRegistry(),
+    registry: options.registry ?? new HandlerRegistry<Local, Remote>(),
     // Peers log names and texts the other side chose: one bounded, escaped line each.
     logger: safeLogger(options.logger ?? consoleLogger()),
     maxMessageBytes: checkInt(
@@ -859,7 +868,7 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function checkCall(method: string, params: Params): void {
+function checkCall(method: string, params: unknown): void {
   if (typeof method !== "string") {
     throw new TypeError(
       `Cannot call: method is ${typeof method}, not a string`,

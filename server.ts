@@ -17,6 +17,7 @@
 
 import { Listener } from "./_server_guard.ts";
 import { type LocalServer, ServeCore, type ServeLocalOptions } from "./_serve_core.ts";
+import type { Untyped } from "./contract.ts";
 
 export {
   DEFAULT_HOSTNAME,
@@ -39,6 +40,8 @@ export {
  * summary line; every line the server and its peers log goes through
  * {@linkcode safeLogger} (one line, bounded, control characters escaped).
  *
+ * @typeParam Local The contract the server serves (its registry's).
+ * @typeParam Remote The contract of its clients, for `onConnection`'s peer.
  * @param options See {@linkcode ServeLocalOptions}.
  * @returns The running server.
  * @throws {TypeError} No `secret` and no `insecureNoSecret`.
@@ -59,8 +62,11 @@ export {
  * await server.shutdown();
  * ```
  */
-export function serveLocal(options: ServeLocalOptions = {}): LocalServer {
-  const core = new ServeCore(options);
+export function serveLocal<Local = Untyped, Remote = Untyped>(
+  options: ServeLocalOptions<Local, Remote> = {},
+): LocalServer {
+  // Typed only at the surface: the core dispatches by name.
+  const core = new ServeCore(options as unknown as ServeLocalOptions);
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => finish = resolve);
 
