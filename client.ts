@@ -170,7 +170,7 @@ export interface ClientOptions<Local = Untyped, Remote = Untyped>
  * @example Showing the state in a UI
  * ```ts ignore
  * client.addEventListener("statechange", (event) => {
- *   const { state, attempt, delayMs } = event as StateChangeEvent;
+ *   const { state, attempt, delayMs } = event;
  *   status.textContent = state === "reconnecting" ? `retry ${attempt} in ${delayMs} ms` : state;
  * });
  * ```
@@ -356,6 +356,70 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     this.#startConnecting(true);
   }
 
+  /**
+   * Listens for `"statechange"` with a typed {@linkcode StateChangeEvent}, or for any event.
+   *
+   * @param type The event type.
+   * @param listener Called with each event.
+   * @param options As for `EventTarget`.
+   */
+  override addEventListener(
+    type: "statechange",
+    listener: ((event: StateChangeEvent) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Listens for any event, as `EventTarget` does.
+   *
+   * @param type The event type.
+   * @param listener Called with each event.
+   * @param options As for `EventTarget`.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((event: StateChangeEvent) => void) | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    super.addEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
+  /**
+   * Stops listening; the typed counterpart of {@linkcode Client.addEventListener}.
+   *
+   * @param type The event type.
+   * @param listener The listener that was added.
+   * @param options As for `EventTarget`.
+   */
+  override removeEventListener(
+    type: "statechange",
+    listener: ((event: StateChangeEvent) => void) | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Stops listening, as `EventTarget` does.
+   *
+   * @param type The event type.
+   * @param listener The listener that was added.
+   * @param options As for `EventTarget`.
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | ((event: StateChangeEvent) => void) | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    super.removeEventListener(type, listener as EventListenerOrEventListenerObject | null, options);
+  }
+
   /** The current state. */
   get state(): ClientState {
     return this.#state;
@@ -426,7 +490,8 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
    *
    * @param method The wire name.
    * @param params Positional (array) or by-name (object) parameters.
-   * @throws {ClosedError} The client is closed or dead.
+   * @throws {ClosedError} The client is closed.
+   * @throws {ChannelDeadError} The channel is dead (as `call()` rejects then).
    * @throws {LimitError} `message-too-big`, or `overloaded` when the socket does not drain.
    */
   notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
@@ -434,7 +499,8 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     if (this.#state === "open" && !this.#peer!.closeInfo) {
       return this.#peer!.notify(method, params as Params);
     }
-    if (this.#state === "closed" || this.#state === "dead") throw new ClosedError(method);
+    if (this.#state === "closed") throw new ClosedError(method);
+    if (this.#state === "dead") throw this.#deadError(method); // as call() rejects
     if (typeof params !== "object" || params === null) {
       throw new TypeError(`Cannot notify "${method}": params is neither an array nor an object`);
     }
@@ -500,10 +566,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
 
   #connection(method: string | undefined, options: CallOptions): Promise<AnyPeer> {
     if (this.#state === "closed") return Promise.reject(new ClosedError(method));
-    if (this.#state === "dead") {
-      const after = this.#reconnects ? this.#deadAfterMs : undefined;
-      return Promise.reject(new ChannelDeadError(after, method, { cause: this.#lastError }));
-    }
+    if (this.#state === "dead") return Promise.reject(this.#deadError(method));
     if (this.#failFast && method !== undefined) {
       return Promise.reject(new DisconnectedError(1006, "Not connected", method));
     }
@@ -720,9 +783,14 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     this.#abandonAttempt();
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("dead", this.#attempt, undefined, error);
-    const after = this.#reconnects ? this.#deadAfterMs : undefined;
-    this.#failWaiters((method) => new ChannelDeadError(after, method, { cause: error }));
+    this.#lastError = error ?? this.#lastError;
+    this.#failWaiters((method) => this.#deadError(method));
     this.#queued.length = 0;
+  }
+
+  #deadError(method: string | undefined): ChannelDeadError {
+    const after = this.#reconnects ? this.#deadAfterMs : undefined;
+    return new ChannelDeadError(after, method, { cause: this.#lastError });
   }
 
   #abandonAttempt(): void {

@@ -70,8 +70,7 @@ export type CallArgs<T, M extends keyof T, O> = [] extends ParamsOf<T, M>
   : [params: ParamsOf<T, M>, options?: O];
 
 /** The arguments after the method name of `notify`. */
-export type NotifyArgs<T, M extends keyof T> = [] extends ParamsOf<T, M>
-  ? [params?: ParamsOf<T, M>]
+export type NotifyArgs<T, M extends keyof T> = [] extends ParamsOf<T, M> ? [params?: ParamsOf<T, M>]
   : [params: ParamsOf<T, M>];
 
 /**

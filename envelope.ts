@@ -447,6 +447,54 @@ function stringEnd(text: string, start: number): number {
 }
 
 /**
+ * Stable codes of the error messages Mist itself sends (PROTOCOL.md §3 and §4). The wire keeps
+ * the seed's plain string; the receiver reads the code back from the message's fixed form.
+ * A handler's own error has no code.
+ */
+export type ErrorCode =
+  | "unknown-method"
+  | "overloaded"
+  | "shutting-down"
+  | "invalid-params"
+  | "invalid-frame"
+  | "result-too-big"
+  | "unencodable-result"
+  | "bad-hello"
+  | "not-negotiated";
+
+// Each code's message form: a fixed start, then (for some) the method in quotes and a tail.
+const ERROR_FORMS: readonly [ErrorCode, RegExp][] = [
+  ["unknown-method", /^Unknown method "/],
+  ["overloaded", /^Cannot run ".*": overloaded \(/s],
+  ["shutting-down", /^Cannot run ".*": peer is shutting down$/s],
+  ["invalid-params", /^Invalid params for "/],
+  ["invalid-frame", /^Cannot decode frame: /],
+  ["result-too-big", /^Cannot reply to ".*": result over \d+ bytes$/s],
+  ["unencodable-result", /^Cannot encode result of "/],
+  ["bad-hello", /^Cannot accept "\$\/hello": /],
+  ["not-negotiated", /^Cannot call ".*": the client did not say \$\/hello/s],
+];
+
+/**
+ * The stable code of an error message Mist produced, or `undefined` for a handler's own.
+ *
+ * @param message The error string of a failure reply.
+ * @returns Its code.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { errorCodeOf } from "./envelope.ts";
+ * assert.equal(errorCodeOf('Unknown method "nope"'), "unknown-method");
+ * assert.equal(errorCodeOf("Disk full"), undefined);
+ * ```
+ */
+export function errorCodeOf(message: string): ErrorCode | undefined {
+  for (const [code, form] of ERROR_FORMS) if (form.test(message)) return code;
+  return undefined;
+}
+
+/**
  * Encodes a request frame.
  *
  * @param id The request id, 0 to 2^64 - 1.

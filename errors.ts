@@ -8,6 +8,8 @@
  * @module
  */
 
+import { type ErrorCode, errorCodeOf } from "./envelope.ts";
+
 /**
  * The peer ran the method and answered with an error.
  *
@@ -18,25 +20,33 @@
  * const error = new RemoteError("fail", "Disk full");
  * assert.equal(error.message, 'Remote "fail" failed: Disk full');
  * assert.equal(error.remoteMessage, "Disk full");
+ * assert.equal(error.code, undefined); // the handler's own error
+ * assert.equal(new RemoteError("x", 'Unknown method "x"').code, "unknown-method");
  * ```
  */
 export class RemoteError extends Error {
   /** The method that was called. */
   readonly method: string;
-  /** The error string exactly as the peer sent it. */
+  /** The error string the peer sent. */
   readonly remoteMessage: string;
+  /**
+   * The stable code when Mist itself produced the error (unknown method, overloaded, invalid
+   * params…; PROTOCOL.md lists them), `undefined` for a handler's own error.
+   */
+  readonly code: ErrorCode | undefined;
 
   /**
    * Creates the instance.
    *
    * @param method The method that was called.
-   * @param remoteMessage The peer's error string.
+   * @param remoteMessage The error string the peer sent.
    */
   constructor(method: string, remoteMessage: string) {
     super(`Remote "${method}" failed: ${remoteMessage}`);
     this.name = "RemoteError";
     this.method = method;
     this.remoteMessage = remoteMessage;
+    this.code = errorCodeOf(remoteMessage);
   }
 }
 

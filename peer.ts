@@ -20,13 +20,7 @@ import {
 } from "./envelope.ts";
 import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "./errors.ts";
 import { consoleLogger, type Logger, logSafe, safeLogger } from "./log.ts";
-import type {
-  CallArgs,
-  MethodName,
-  NotifyArgs,
-  ResultOf,
-  Untyped,
-} from "./contract.ts";
+import type { CallArgs, MethodName, NotifyArgs, ResultOf, Untyped } from "./contract.ts";
 import { type HandlerContext, type HandlerFn, HandlerRegistry } from "./registry.ts";
 import { checkInt } from "./_options.ts";
 import type { Frame, Transport } from "./transport.ts";

@@ -201,9 +201,7 @@ export class HandlerRegistry<Local = Untyped, Remote = Untyped> {
     // The types say which form the handler expects; at run time it receives what was sent,
     // checked first when there is a schema.
     const run = handler as unknown as HandlerFn<Params, Remote>;
-    const schema = Object.hasOwn(this.#schemas, method)
-      ? this.#schemas[method].params
-      : undefined;
+    const schema = Object.hasOwn(this.#schemas, method) ? this.#schemas[method].params : undefined;
     this.#handlers.set(method, schema ? validated(method, schema, run) : run);
     return this;
   }

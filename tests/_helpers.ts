@@ -412,8 +412,7 @@ export async function within<T>(promise: Promise<T>, what: string, ms = 15_000):
 /** Resolves with the client's next state change to `state`. */
 export function nextState(client: Client, state: ClientState): Promise<StateChangeEvent> {
   return new Promise((resolve) => {
-    const listener: EventListener = (event) => {
-      const change = event as StateChangeEvent;
+    const listener = (change: StateChangeEvent) => {
       if (change.state !== state) return;
       client.removeEventListener("statechange", listener);
       resolve(change);

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import * as v from "valibot";
-import { Client } from "../client.ts";
+import { Client, type ClientState } from "../client.ts";
 import type { InferContract } from "../contract.ts";
 import { RemoteError } from "../errors.ts";
 import { HandlerRegistry } from "../registry.ts";
@@ -88,10 +88,14 @@ Deno.test("Untyped sides keep today's signatures: any method, params and result 
     .register<{ name: string }>("greet", ({ name }) => `Hello, ${name}`);
   const server = serveLocal({ secret, registry, logger: quiet });
   const client = new Client(server.url, { secret, heartbeat: false, logger: quiet });
+  const states: ClientState[] = [];
+  // The listener's event is a StateChangeEvent without a cast.
+  client.addEventListener("statechange", (event) => states.push(exactly<ClientState>(event.state)));
   try {
     const echoed: unknown = await client.call("echo", [1, "a"]);
     assert.deepEqual(echoed, [1, "a"]);
     assert.equal(await client.call("greet", { name: "Sky" }), "Hello, Sky");
+    assert.deepEqual(states, ["open"]);
   } finally {
     await client.close();
     await server.shutdown();

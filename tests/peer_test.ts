@@ -680,3 +680,53 @@ Deno.test("Peer bounds and escapes a method name the other side chose, in replie
   }
   a.close();
 });
+
+Deno.test("RemoteError.code names each error Mist itself produces, and none for a handler's own", async () => {
+  const [ta, tb] = memoryPair();
+  const gate = deferred<unknown>();
+  const a = new Peer(ta, {
+    logger: quiet,
+    maxInFlight: 1,
+    maxMessageBytes: 1024,
+    registry: new HandlerRegistry()
+      .register("gate", () => gate.promise)
+      .register("big", () => "x".repeat(2048))
+      .register("bigint", () => 1n)
+      .register("own", () => {
+        throw new Error("Disk full");
+      })
+      .register("callBack", (_params, ctx) => ctx.peer.call("anything")),
+  });
+  const b = new Peer(tb, { logger: quiet });
+  const codeOf = (call: Promise<unknown>) =>
+    call.then(() => "resolved", (error) => error instanceof RemoteError ? error.code : error);
+  assert.equal(await codeOf(b.call("nope")), "unknown-method");
+  assert.equal(await codeOf(b.call("big")), "result-too-big");
+  assert.equal(await codeOf(b.call("bigint")), "unencodable-result");
+  assert.equal(await codeOf(b.call("own")), undefined);
+  assert.equal(await codeOf(b.call("$/hello", { version: 1 })), "bad-hello");
+  const held = b.call("gate");
+  assert.equal(await codeOf(b.call("own")), "overloaded");
+  gate.resolve(null);
+  await held;
+  const drained = a.drain(1000);
+  assert.equal(await codeOf(b.call("own")), "shutting-down");
+  await drained;
+  b.close();
+  await a.closed;
+});
+
+Deno.test("RemoteError.code reads not-negotiated and invalid-frame from their messages", () => {
+  assert.equal(
+    new RemoteError("callback", new NotNegotiatedError("x").message).code,
+    "not-negotiated",
+  );
+  assert.equal(
+    new RemoteError("m", "Cannot decode frame: method is not a string").code,
+    "invalid-frame",
+  );
+  assert.equal(
+    new RemoteError("m", 'Invalid params for "m": [0]: Expected number').code,
+    "invalid-params",
+  );
+});

@@ -34,7 +34,7 @@ function recordStates(client: Client): {
   const unread: StateChangeEvent[] = [];
   const waiting: ((event: StateChangeEvent) => void)[] = [];
   client.addEventListener("statechange", (event) => {
-    const change = event as StateChangeEvent;
+    const change = event;
     events.push(change);
     const resolve = waiting.shift();
     if (resolve) resolve(change);
@@ -190,9 +190,9 @@ Deno.test("Client retries with delays 100, 200, 400, 1000, 2000, then 5000 ms, a
   assert.equal(provided, 11);
   assert.equal(client.state, "dead");
 
-  // While dead: calls reject at once, notifications throw.
+  // While dead: calls reject at once and notifications throw, with the same error class.
   await assert.rejects(client.call("echo"), ChannelDeadError);
-  assert.throws(() => client.notify("note"), ClosedError);
+  assert.throws(() => client.notify("note"), ChannelDeadError);
 
   // An explicit connect() starts again, with a fresh schedule and a fresh give-up time.
   client.connect();

@@ -10,7 +10,6 @@ import {
   Client,
   type ClientOptions,
   HEARTBEAT_CLOSE_CODE,
-  type StateChangeEvent,
   type WebSocketFactory,
 } from "../client.ts";
 import { DisconnectedError, LimitError, RemoteError } from "../errors.ts";
@@ -366,7 +365,7 @@ Deno.test("Client treats an error answer to $/ping as proof of liveness", async 
     logger: silent,
   });
   const states: string[] = [];
-  client.addEventListener("statechange", (event) => states.push((event as StateChangeEvent).state));
+  client.addEventListener("statechange", (event) => states.push(event.state));
   try {
     await client.opened();
     await fourPings.promise;
@@ -398,7 +397,7 @@ Deno.test("Client keeps a connection to serveLocal open across heartbeats ($/pin
   const states: string[] = [];
   t.client.addEventListener(
     "statechange",
-    (event) => states.push((event as StateChangeEvent).state),
+    (event) => states.push(event.state),
   );
   try {
     // A probe goes out only after the previous one was answered: five probes, four answers.

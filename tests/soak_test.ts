@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Client, type StateChangeEvent } from "../client.ts";
+import { Client } from "../client.ts";
 import { ChannelDeadError, DisconnectedError, RemoteError } from "../errors.ts";
 import { consoleLogger } from "../log.ts";
 import { HandlerRegistry } from "../registry.ts";
@@ -79,7 +79,7 @@ Deno.test("Client settles each of 20,000 calls exactly once while the server res
   });
   const states = new Map<string, number>();
   client.addEventListener("statechange", (event) => {
-    const { state } = event as StateChangeEvent;
+    const { state } = event;
     states.set(state, (states.get(state) ?? 0) + 1);
   });
 
