@@ -3,8 +3,10 @@
  * three programs it must talk to (`../shared/UPSTREAM.md` beside the project; the peers are in `tests/peers/`).
  *
  * Columns: Mist's server (`serveLocal` in-process, the demo handlers of `tools/demo_handlers.ts`
- * plus a `note` sink) and the upstream-style server (`tests/peers/upstream_server.mjs`, Node +
- * `ws`). Rows: Mist's client on Deno (in-process), on Node (the bundle of `tools/build.ts`) and
+ * plus a `note` sink), the same on Node (the Node face, `server_node.ts`, in the fixture
+ * `tests/fixtures/node_server.ts` under the machine's Node) and the upstream-style server
+ * (`tests/peers/upstream_server.mjs`, Node + `ws`). Every row that runs against Mist's server
+ * runs against both of its faces. Rows: Mist's client on Deno (in-process), on Node (the bundle of `tools/build.ts`) and
  * in headless Chromium (the page of `tests/fixtures/browser_page.html`); the webview-style and
  * Rust-style clients against Mist's server only. Plus two cells: a 17 MiB reply from the
  * upstream-style server to Mist's Deno client, and a by-name params call to a by-name route.
@@ -29,6 +31,7 @@ import { type LocalServer, serveLocal } from "../server.ts";
 import { build } from "../tools/build.ts";
 import { createDemoRegistry } from "../tools/demo_handlers.ts";
 import { quiet, within } from "./_helpers.ts";
+import { startNodeServer } from "./fixtures/node_harness.ts";
 import { mistApi, runSteps } from "./peers/_script.mjs";
 import {
   atMost,
@@ -202,6 +205,74 @@ function startMistServer(idleTimeoutMs?: number): CellServer {
       await server.shutdown();
     },
   };
+}
+
+/** Mist's server on Node: the fixture serves what `startMistServer` serves, and reports it. */
+async function startMistNodeServer(idleTimeoutMs?: number): Promise<CellServer> {
+  const node = await startNodeServer(idleTimeoutMs === undefined ? {} : { idleTimeoutMs });
+  const where = "Mist's server on Node";
+  let exitProblems: string[] = [];
+  const logs = (match: (level: string, message: string) => boolean) =>
+    node.seen("log").filter((event) => match(String(event.level), String(event.message)))
+      .map((event) => String(event.message));
+  return {
+    url: node.url,
+    port: node.port,
+    secretHex: node.secretHex,
+    async noted(params) {
+      const match = (event: Record<string, unknown>) =>
+        event.event === "note" && isDeepStrictEqual(event.params, params);
+      return (await node.events.next(match, 2000)) !== undefined;
+    },
+    notesSeen: () => node.seen("note").map((event) => event.params),
+    problems() {
+      // Our own shutdown's 1001 is no problem: closes after "stopping".
+      const stoppingAt = node.events.items.findIndex((event) => event.event === "stopping");
+      const found: string[] = [];
+      node.events.items.forEach((event, index) => {
+        if (event.event !== "close") return;
+        const { n, code, reason } = event;
+        const counts = [event.dropped, event.rejected, event.binary] as number[];
+        if (counts.some((count) => count > 0)) {
+          found.push(
+            `${where}, connection ${n}: ${counts[0]} frame(s) dropped, ${counts[1]} rejected as ` +
+              `invalid, ${counts[2]} binary ignored`,
+          );
+        }
+        if (code !== 1000 && !(stoppingAt >= 0 && index > stoppingAt && code === 1001)) {
+          found.push(`${where}: connection ${n} closed with ${code} "${reason}"`);
+        }
+      });
+      const logged = logs((level, message) =>
+        level === "warn" || level === "error" ||
+        (level === "debug" && /^(Dropping|Ignoring)/.test(message))
+      );
+      return [...found, ...logged.map((line) => `${where} logged: ${line}`), ...exitProblems];
+    },
+    refusals: () => logs((level, message) => level === "info" && message.startsWith("Refused")),
+    connections: () => node.seen("connection").length,
+    requests: () => [],
+    async stop() {
+      // Let the clients' closes land first, so that only connections still open get 1001.
+      for (let i = 0; i < 40 && node.seen("close").length < node.seen("connection").length; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const exit = await node.stop();
+      exitProblems = [
+        ...(exit.code === 0 ? [] : [`${where} exited with ${exit.code ?? "a timeout"}`]),
+        ...(/Uncaught|Error: /.test(exit.stderr) ? [`${where} stderr: ${tail(exit.stderr)}`] : []),
+      ];
+    },
+  };
+}
+
+/** Which Mist server a cell runs against: in-process on Deno, or on Node. */
+type MistFace = "mist" | "mist-node";
+
+function startMist(face: MistFace, idleTimeoutMs?: number): Promise<CellServer> {
+  return face === "mist"
+    ? Promise.resolve(startMistServer(idleTimeoutMs))
+    : startMistNodeServer(idleTimeoutMs);
 }
 
 /** The upstream-style server (Node + ws) in a child process. */
@@ -581,26 +652,21 @@ const rustStyle: RunClient = async (_shared, server, steps, f) => {
 // ---------------------------------------------------------------------------------------------
 // Cells
 
-/** Mist's client (any runtime) × either server. */
+/** Mist's client (any runtime) × any server. */
 async function mistClientCell(
   shared: Shared,
-  kind: "mist" | "upstream",
+  kind: MistFace | "upstream",
   row: string,
   run: RunClient,
 ): Promise<void> {
   const f = new Findings();
-  const server = kind === "mist" ? startMistServer() : await startUpstream();
+  const mist = kind !== "upstream";
+  const server = mist ? await startMist(kind) : await startUpstream();
   try {
-    const steps = mistClientSteps(row, kind === "mist");
-    const records = await run(
-      shared,
-      server,
-      steps,
-      f,
-      kind === "mist" ? {} : UPSTREAM_CLIENT_OPTIONS,
-    );
+    const steps = mistClientSteps(row, mist);
+    const records = await run(shared, server, steps, f, mist ? {} : UPSTREAM_CLIENT_OPTIONS);
     if (await checkBasics(f, records, server, row)) {
-      if (kind === "mist") {
+      if (mist) {
         const callback = at(records, "callback");
         if (!callback?.ok || callback.result !== "Hello server") {
           f.add(
@@ -619,10 +685,15 @@ async function mistClientCell(
   f.finish();
 }
 
-/** An upstream-style client × Mist's server, with the idle period. */
-async function upstreamClientCell(shared: Shared, row: string, run: RunClient): Promise<void> {
+/** An upstream-style client × Mist's server (either face), with the idle period. */
+async function upstreamClientCell(
+  shared: Shared,
+  face: MistFace,
+  row: string,
+  run: RunClient,
+): Promise<void> {
   const f = new Findings();
-  const server = startMistServer(IDLE_TIMEOUT_MS);
+  const server = await startMist(face, IDLE_TIMEOUT_MS);
   try {
     const records = await run(shared, server, upstreamClientSteps(row), f, {});
     if (await checkBasics(f, records, server, row)) {
@@ -678,26 +749,32 @@ Deno.test({
     const cell = (name: string, fn: () => Promise<void>) =>
       t.step({ name, fn, sanitizeOps: false, sanitizeResources: false });
     try {
-      await cell(
-        "Mist server × Mist client on Deno",
-        () => mistClientCell(shared, "mist", "deno", mistOnDeno),
-      );
-      await cell(
-        "Mist server × Mist client on Node",
-        () => mistClientCell(shared, "mist", "node", mistOnNode),
-      );
-      await cell(
-        "Mist server × Mist client in Chromium",
-        () => mistClientCell(shared, "mist", "chromium", mistInChromium),
-      );
-      await cell(
-        "Mist server × webview-style client (idle, callback in flight)",
-        () => upstreamClientCell(shared, "sky", webviewStyle),
-      );
-      await cell(
-        "Mist server × Rust-style client (idle, callback in flight)",
-        () => upstreamClientCell(shared, "rust", rustStyle),
-      );
+      const faces: [MistFace, string][] = [
+        ["mist", "Mist server"],
+        ["mist-node", "Mist server on Node"],
+      ];
+      for (const [face, column] of faces) {
+        await cell(
+          `${column} × Mist client on Deno`,
+          () => mistClientCell(shared, face, "deno", mistOnDeno),
+        );
+        await cell(
+          `${column} × Mist client on Node`,
+          () => mistClientCell(shared, face, "node", mistOnNode),
+        );
+        await cell(
+          `${column} × Mist client in Chromium`,
+          () => mistClientCell(shared, face, "chromium", mistInChromium),
+        );
+        await cell(
+          `${column} × webview-style client (idle, callback in flight)`,
+          () => upstreamClientCell(shared, face, "sky", webviewStyle),
+        );
+        await cell(
+          `${column} × Rust-style client (idle, callback in flight)`,
+          () => upstreamClientCell(shared, face, "rust", rustStyle),
+        );
+      }
       await cell(
         "upstream-style server × Mist client on Deno",
         () => mistClientCell(shared, "upstream", "deno", mistOnDeno),

@@ -1,6 +1,9 @@
 /**
- * Tests for the local runner (`tools/serve.ts`): its flag parsing in process, and the runner
- * itself as a subprocess started exactly as `deno task serve` starts it, driven by a real Client.
+ * Tests for the local runner: its flag parsing in process, and the runner itself as a
+ * subprocess driven by a real Client. Every subprocess test runs once per runtime: on Deno
+ * (`tools/serve.ts`, started exactly as `deno task serve` starts it) and on Node
+ * (`tools/serve_node.ts`, bundled by `tools/build_node.ts` and run by the machine's `node`, as
+ * `deno task serve:node` does).
  *
  * @module
  */
@@ -8,12 +11,48 @@ import assert from "node:assert/strict";
 import { Client } from "../client.ts";
 import { DisconnectedError, RemoteError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";
+import { buildNode } from "../tools/build_node.ts";
 import { parseServeArgs, readSecret, UsageError } from "../tools/serve.ts";
 import { deferred, quiet, within } from "./_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 /** The permissions of the `serve` task in deno.json. */
 const TASK_FLAGS = ["run", "--allow-net=127.0.0.1,[::1]", "--allow-env=MIST_SECRET"];
+
+/** A runtime the runner runs on: how to start it directly, and its README command. */
+interface Runtime {
+  readonly name: "deno" | "node";
+  /** The program and its arguments before the runner's own. */
+  direct(): Promise<[string, string[]]>;
+  /** The `./deno task …` of the README. */
+  readonly task: string;
+}
+
+let nodeBuild: Promise<string> | undefined;
+
+const RUNTIMES: readonly Runtime[] = [
+  {
+    name: "deno",
+    direct: () => Promise.resolve([Deno.execPath(), [...TASK_FLAGS, "tools/serve.ts"]]),
+    task: "serve",
+  },
+  {
+    name: "node",
+    // Built once per test run, where `deno task serve:node` builds it.
+    direct: async () => ["node", [await (nodeBuild ??= buildNode().then((b) => b["serve.mjs"]))]],
+    task: "serve:node",
+  },
+];
+
+/** Registers one test per runtime, named `name [runtime]`. */
+function runnerTest(
+  name: string,
+  fn: (runtime: Runtime, t: Deno.TestContext) => Promise<void>,
+): void {
+  for (const runtime of RUNTIMES) {
+    Deno.test(`${name} [${runtime.name}]`, (t) => fn(runtime, t));
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -78,18 +117,24 @@ interface Runner {
   stop(signal?: Deno.Signal): Promise<Exit>;
 }
 
-/** `direct`: Deno with the task's flags; `readme`: the README's `./deno task serve` itself. */
+/** `direct`: the runtime with the task's flags; `readme`: the README's `./deno task …` itself. */
 type Launch = "direct" | "readme";
 
-function spawn(args: string[], secret: string | undefined, launch: Launch = "direct"): {
+async function spawn(
+  runtime: Runtime,
+  args: string[],
+  secret: string | undefined,
+  launch: Launch = "direct",
+): Promise<{
   child: Deno.ChildProcess;
   stdout: Collector;
   stderr: Collector;
   exited: Promise<Exit>;
-} {
-  const [program, programArgs] = launch === "direct"
-    ? [Deno.execPath(), [...TASK_FLAGS, "tools/serve.ts", ...args]]
-    : ["./deno", ["task", "serve", ...args]];
+}> {
+  const [program, before] = launch === "direct"
+    ? await runtime.direct()
+    : ["./deno", ["task", runtime.task]];
+  const programArgs = [...before, ...args];
   const child = new Deno.Command(program, {
     args: programArgs,
     cwd: ROOT,
@@ -134,8 +179,8 @@ async function stopChild(
 }
 
 /** Runs the runner to completion (for flags that must make it exit at once). */
-async function runToExit(args: string[], secret?: string): Promise<Exit> {
-  const { child, exited } = spawn(args, secret);
+async function runToExit(runtime: Runtime, args: string[], secret?: string): Promise<Exit> {
+  const { child, exited } = await spawn(runtime, args, secret);
   try {
     return await within(exited, "the runner to exit by itself");
   } catch (error) {
@@ -146,11 +191,12 @@ async function runToExit(args: string[], secret?: string): Promise<Exit> {
 
 /** Starts the runner and waits for its ready line. */
 async function startRunner(
+  runtime: Runtime,
   args: string[] = [],
   secret?: string,
   launch: Launch = "direct",
 ): Promise<Runner> {
-  const { child, stdout, stderr, exited } = spawn(args, secret, launch);
+  const { child, stdout, stderr, exited } = await spawn(runtime, args, secret, launch);
   try {
     await stdout.waitFor("\n");
   } catch (error) {
@@ -257,8 +303,8 @@ Deno.test("readSecret() never puts the value in its error", () => {
 // ---------------------------------------------------------------------------------------------
 // The runner as a subprocess: start-up
 
-Deno.test("serve prints one ready line with the url and the generated secret", async () => {
-  const runner = await startRunner();
+runnerTest("serve prints one ready line with the url and the generated secret", async (runtime) => {
+  const runner = await startRunner(runtime);
   const exit = await runner.stop();
   assert.deepEqual(Object.keys(runner.ready).sort(), ["secret", "url"]);
   assert.match(runner.url, /^ws:\/\/127\.0\.0\.1:\d+\/$/);
@@ -267,8 +313,8 @@ Deno.test("serve prints one ready line with the url and the generated secret", a
   assert.equal(exit.code, 0);
 });
 
-Deno.test("serve prints no secret field when MIST_SECRET is set", async () => {
-  const runner = await startRunner([], GIVEN_SECRET);
+runnerTest("serve prints no secret field when MIST_SECRET is set", async (runtime) => {
+  const runner = await startRunner(runtime, [], GIVEN_SECRET);
   const client = connect(runner);
   try {
     assert.deepEqual(Object.keys(runner.ready), ["url"]);
@@ -279,32 +325,32 @@ Deno.test("serve prints no secret field when MIST_SECRET is set", async () => {
   }
 });
 
-Deno.test("serve --help prints usage on stdout and exits 0", async () => {
-  const exit = await runToExit(["--help"]);
+runnerTest("serve --help prints usage on stdout and exits 0", async (runtime) => {
+  const exit = await runToExit(runtime, ["--help"]);
   assert.equal(exit.code, 0);
   assert.match(exit.stdout, /^Usage: deno task serve/);
   assert.match(exit.stdout, /--allow-origin/);
   assert.equal(exit.stderr, "");
 });
 
-Deno.test("serve exits 2 with one line on stderr for an unknown flag", async () => {
-  const exit = await runToExit(["--frobnicate"]);
+runnerTest("serve exits 2 with one line on stderr for an unknown flag", async (runtime) => {
+  const exit = await runToExit(runtime, ["--frobnicate"]);
   assert.equal(exit.code, 2);
   assert.equal(exit.stdout, "");
   assert.equal(exit.stderr.trimEnd().split("\n").length, 1);
   assert.match(exit.stderr, /--frobnicate/);
 });
 
-Deno.test("serve exits 2 for a bad flag value", async () => {
-  const exit = await runToExit(["--port", "seventy"]);
+runnerTest("serve exits 2 for a bad flag value", async (runtime) => {
+  const exit = await runToExit(runtime, ["--port", "seventy"]);
   assert.equal(exit.code, 2);
   assert.equal(exit.stdout, "");
   assert.match(exit.stderr, /^serve: Cannot use --port: .*\n$/);
 });
 
-Deno.test("serve exits 2 for a malformed MIST_SECRET without echoing it", async () => {
+runnerTest("serve exits 2 for a malformed MIST_SECRET without echoing it", async (runtime) => {
   const bad = "not-a-secret-4242";
-  const exit = await runToExit([], bad);
+  const exit = await runToExit(runtime, [], bad);
   assert.equal(exit.code, 2);
   assert.equal(exit.stdout, "");
   assert.equal(exit.stderr.trimEnd().split("\n").length, 1, exit.stderr);
@@ -313,8 +359,21 @@ Deno.test("serve exits 2 for a malformed MIST_SECRET without echoing it", async 
   assert.doesNotMatch(exit.stderr, STACK_FRAME);
 });
 
-Deno.test("serve never writes the secret or a URL query to stderr", async () => {
-  const runner = await startRunner(["--verbose"]);
+runnerTest("serve exits 1 with one line on stderr when the port is taken", async (runtime) => {
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const exit = await runToExit(runtime, ["--port", String(taken.addr.port)]);
+    assert.equal(exit.code, 1);
+    assert.equal(exit.stdout, "");
+    assert.equal(exit.stderr.trimEnd().split("\n").length, 1, exit.stderr);
+    assert.match(exit.stderr, /^serve: .*(in use|EADDRINUSE)/i);
+  } finally {
+    taken.close();
+  }
+});
+
+runnerTest("serve never writes the secret or a URL query to stderr", async (runtime) => {
+  const runner = await startRunner(runtime, ["--verbose"]);
   const client = connect(runner);
   try {
     assert.deepEqual(await client.call("echo", [1]), [1]);
@@ -332,26 +391,29 @@ Deno.test("serve never writes the secret or a URL query to stderr", async () => 
   assert.ok(!exit.stderr.includes("?"), "URL query in stderr");
 });
 
-Deno.test("serve applies --max-message-bytes: a larger message closes with 1009", async () => {
-  const runner = await startRunner(["--max-message-bytes", "1024"]);
-  const client = connect(runner);
-  try {
-    await assert.rejects(client.call("echo", ["x".repeat(2048)]), (error: unknown) => {
-      assert.ok(error instanceof DisconnectedError);
-      assert.equal(error.closeCode, 1009);
-      return true;
-    });
-  } finally {
-    await client.close();
-    await runner.stop();
-  }
-});
+runnerTest(
+  "serve applies --max-message-bytes: a larger message closes with 1009",
+  async (runtime) => {
+    const runner = await startRunner(runtime, ["--max-message-bytes", "1024"]);
+    const client = connect(runner);
+    try {
+      await assert.rejects(client.call("echo", ["x".repeat(2048)]), (error: unknown) => {
+        assert.ok(error instanceof DisconnectedError);
+        assert.equal(error.closeCode, 1009);
+        return true;
+      });
+    } finally {
+      await client.close();
+      await runner.stop();
+    }
+  },
+);
 
 // ---------------------------------------------------------------------------------------------
 // The runner as a subprocess: demo methods over a real Client
 
-Deno.test("serve's demo methods answer a real Client", async (t) => {
-  const runner = await startRunner([], GIVEN_SECRET);
+runnerTest("serve's demo methods answer a real Client", async (runtime, t) => {
+  const runner = await startRunner(runtime, [], GIVEN_SECRET);
   const client = connect(runner);
   try {
     await t.step("echo returns its params", async () => {
@@ -406,8 +468,8 @@ Deno.test("serve's demo methods answer a real Client", async (t) => {
 // The runner as a subprocess: graceful shutdown
 
 /** Sends `signal` while a `sleep` is in flight; the sleep's result must still arrive. */
-async function shutdownWithSleepInFlight(signal: Deno.Signal): Promise<void> {
-  const runner = await startRunner([], GIVEN_SECRET);
+async function shutdownWithSleepInFlight(runtime: Runtime, signal: Deno.Signal): Promise<void> {
+  const runner = await startRunner(runtime, [], GIVEN_SECRET);
   const client = connect(runner);
   try {
     const sleeping = client.call("sleep", [500]);
@@ -424,55 +486,63 @@ async function shutdownWithSleepInFlight(signal: Deno.Signal): Promise<void> {
   }
 }
 
-Deno.test("serve exits 0 on SIGTERM after an in-flight sleep finishes", async () => {
-  await shutdownWithSleepInFlight("SIGTERM");
+runnerTest("serve exits 0 on SIGTERM after an in-flight sleep finishes", async (runtime) => {
+  await shutdownWithSleepInFlight(runtime, "SIGTERM");
 });
 
-Deno.test("serve exits 0 on SIGINT after an in-flight sleep finishes", async () => {
-  await shutdownWithSleepInFlight("SIGINT");
+runnerTest("serve exits 0 on SIGINT after an in-flight sleep finishes", async (runtime) => {
+  await shutdownWithSleepInFlight(runtime, "SIGINT");
 });
 
-Deno.test("serve's shutdown waits for a handler still running when the signal arrives", async () => {
-  const runner = await startRunner([], GIVEN_SECRET);
-  const client = connect(runner);
-  const entered = deferred();
-  const release = deferred<string>();
-  client.registry.register("hold", () => {
-    entered.resolve();
-    return release.promise;
-  });
-  try {
-    // The server's callback handler is running until the client answers "hold".
-    const answer = client.call("callback", ["hold", []]);
-    await within(entered.promise, "the callback to arrive");
-    // The peer, not the client's state: Client with reconnect: false stays "open" after a drop.
-    const closed = client.peer!.closed;
-    runner.child.kill("SIGTERM");
-    await runner.stderr.waitFor("Shutting down (SIGTERM)");
-    release.resolve("held");
-    assert.equal(await within(answer, "the callback's result"), "held");
-    const exit = await within(runner.exited, "the runner to exit");
-    assert.equal(exit.code, 0);
-    assert.equal((await within(closed, "the client to see the close")).code, 1001);
-  } finally {
-    release.resolve("");
-    await client.close();
-    await runner.stop("SIGKILL");
-  }
-});
+runnerTest(
+  "serve's shutdown waits for a handler still running when the signal arrives",
+  async (runtime) => {
+    const runner = await startRunner(runtime, [], GIVEN_SECRET);
+    const client = connect(runner);
+    const entered = deferred();
+    const release = deferred<string>();
+    client.registry.register("hold", () => {
+      entered.resolve();
+      return release.promise;
+    });
+    try {
+      // The server's callback handler is running until the client answers "hold".
+      const answer = client.call("callback", ["hold", []]);
+      await within(entered.promise, "the callback to arrive");
+      // The peer, not the client's state: Client with reconnect: false stays "open" after a drop.
+      const closed = client.peer!.closed;
+      runner.child.kill("SIGTERM");
+      await runner.stderr.waitFor("Shutting down (SIGTERM)");
+      release.resolve("held");
+      assert.equal(await within(answer, "the callback's result"), "held");
+      const exit = await within(runner.exited, "the runner to exit");
+      assert.equal(exit.code, 0);
+      assert.equal((await within(closed, "the client to see the close")).code, 1001);
+    } finally {
+      release.resolve("");
+      await client.close();
+      await runner.stop("SIGKILL");
+    }
+  },
+);
 
-Deno.test("serve's generated secrets differ between runs", async () => {
-  const [a, b] = await Promise.all([startRunner(), startRunner()]);
+runnerTest("serve's generated secrets differ between runs", async (runtime) => {
+  const [a, b] = await Promise.all([startRunner(runtime), startRunner(runtime)]);
   await Promise.all([a.stop(), b.stop()]);
   assert.notEqual(a.secret, b.secret);
   assert.ok(SharedSecret.fromHex(a.secret));
 });
 
-Deno.test("deno task serve (the README command) passes SIGTERM to the runner, which exits 0", async () => {
-  // npm's Node wrapper for deno does not forward signals; ./deno must run Deno itself.
-  const runner = await startRunner([], undefined, "readme");
-  const exit = await runner.stop("SIGTERM");
-  assert.equal(exit.code, 0);
-  assert.match(exit.stderr, /Shutting down \(SIGTERM\)/);
-  assert.match(exit.stderr, /Stopped/);
-});
+runnerTest(
+  "./deno task serve[:node] (the README command) passes SIGTERM to the runner, which exits 0",
+  async (runtime) => {
+    // npm's Node wrapper for deno does not forward signals; ./deno must run Deno itself, and
+    // `deno task` passes them on to Node. serve:node builds first, quietly.
+    const runner = await startRunner(runtime, [], undefined, "readme");
+    const exit = await runner.stop("SIGTERM");
+    assert.equal(exit.code, 0);
+    assert.equal(exit.stdout, `${JSON.stringify(runner.ready)}\n`, "nothing else on stdout");
+    assert.match(exit.stderr, /Shutting down \(SIGTERM\)/);
+    assert.match(exit.stderr, /Stopped/);
+  },
+);
