@@ -13,156 +13,52 @@
  * @module
  */
 
-import { checkInt } from "./_options.ts";
-import { type Clock, realClock } from "./clock.ts";
-import { isNoDelaySupported, NoDelayWebSocket } from "./deno_socket.ts";
-import { ChannelDeadError, ClosedError, DisconnectedError, LimitError } from "./errors.ts";
+import type { Clock } from "./clock.ts";
+import { ChannelDeadError, ClosedError, DisconnectedError } from "./errors.ts";
 import type { Params } from "./envelope.ts";
-import { CHALLENGE_METHOD, clientProof, PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { Logger } from "./log.ts";
-import {
-  type Caller,
-  type CallOptions,
-  MAX_MESSAGE_BYTES_LIMIT,
-  Peer,
-  type PeerOptions,
-  PING_METHOD,
-  resolvePeerOptions,
-} from "./peer.ts";
+import type { Caller, CallOptions, Peer } from "./peer.ts";
 import type { HandlerRegistry } from "./registry.ts";
 import type { CallArgs, MethodName, NotifyArgs, ResultOf, Untyped } from "./contract.ts";
-import { SharedSecret } from "./secret.ts";
-import { PROTOCOL_VERSION, SECRET_HEADER, VERSION_HEADER } from "./auth.ts";
-import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
+import type { WebSocketLike } from "./transport.ts";
+import {
+  type ClientOptions,
+  type EndpointProvider,
+  resolveClientOptions,
+  type ResolvedClientOptions,
+} from "./_client_options.ts";
+import { closeQuietly, dial } from "./_dial.ts";
+import { LivenessWatch } from "./_liveness.ts";
+import { Waiting } from "./_waiting.ts";
 
-/** The design note's reconnect delays, in ms; every later attempt waits `maxDelayMs`. */
-export const DEFAULT_RECONNECT_DELAYS_MS: readonly number[] = [100, 200, 400, 1000, 2000];
-/** Default {@linkcode ReconnectOptions.maxDelayMs}. */
-export const DEFAULT_MAX_DELAY_MS = 5000;
-/** Default {@linkcode ReconnectOptions.deadAfterMs}. */
-export const DEFAULT_DEAD_AFTER_MS = 30_000;
-/** Default {@linkcode ClientOptions.connectTimeoutMs}. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5000;
-/** Default {@linkcode HeartbeatOptions.intervalMs}. */
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 15_000;
-/** Default {@linkcode HeartbeatOptions.timeoutMs}. */
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 10_000;
-/** Default {@linkcode ClientOptions.maxQueuedNotifications}. */
-export const DEFAULT_MAX_QUEUED_NOTIFICATIONS = 256;
-/** The close code a client uses when the peer missed a heartbeat. */
+export {
+  type AuthMode,
+  type ClientOptions,
+  DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_MAX_QUEUED_NOTIFICATIONS,
+  type Endpoint,
+  type EndpointProvider,
+  type HeartbeatOptions,
+  type SecretTransport,
+  type WebSocketFactory,
+} from "./_client_options.ts";
+export {
+  DEFAULT_DEAD_AFTER_MS,
+  DEFAULT_MAX_DELAY_MS,
+  DEFAULT_RECONNECT_DELAYS_MS,
+  DEFAULT_STABLE_AFTER_MS,
+  type ReconnectOptions,
+} from "./_reconnect.ts";
+export { PROOF_FAILED_CLOSE_CODE } from "./_dial.ts";
+
+/** The close code a client uses when the server stayed silent after a heartbeat `$/ping`. */
 export const HEARTBEAT_CLOSE_CODE = 4000;
-/** Default {@linkcode ReconnectOptions.stableAfterMs}. */
-export const DEFAULT_STABLE_AFTER_MS = 5000;
-/**
- * Default {@linkcode PeerOptions.maxMessageBytes} of a client: 64 MiB, so a large reply from a
- * server that allows more than Mist's server does (the upstream one allows 100 MiB) gets through.
- */
-export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES: number = MAX_MESSAGE_BYTES_LIMIT;
-/** The close code a client uses when the server failed the mutual proof. */
-export const PROOF_FAILED_CLOSE_CODE = 4008;
-
-/** Where to connect and with which secret; a provider returns one before every attempt. */
-export interface Endpoint {
-  /** A `ws:` URL, e.g. `ws://127.0.0.1:8080/`. */
-  readonly url: string;
-  /** The server's secret, or its 64-hex form. */
-  readonly secret: SharedSecret | string;
-}
-
-/** Called before every connection attempt, so a restarted peer's new port and secret are used. */
-export type EndpointProvider = () => Endpoint | Promise<Endpoint>;
 
 /** The client's lifecycle; see the README's state diagram. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "dead" | "closed";
-
-/**
- * The reconnect policy. Delays follow `delaysMs`, then `maxDelayMs` for every further attempt;
- * `deadAfterMs` after the connection dropped without a new one, the channel is dead.
- */
-export interface ReconnectOptions {
-  /** Delays before attempts 1, 2, … @default [100, 200, 400, 1000, 2000] */
-  delaysMs?: readonly number[];
-  /** Delay of every attempt past `delaysMs`. @default {5000} */
-  maxDelayMs?: number;
-  /** Give-up time, from the drop. @default {30000} */
-  deadAfterMs?: number;
-  /** Random extra up to this fraction of each delay (0 to 1). @default {0} */
-  jitter?: number;
-  /**
-   * A connection that closes sooner than this after opening does not reset the delays: a
-   * server that accepts and drops at once is retried ever more slowly. @default {5000}
-   */
-  stableAfterMs?: number;
-}
-
-/** The client's liveness probe: a `$/ping` request every `intervalMs`. */
-export interface HeartbeatOptions {
-  /** Time between probes. @default {15000} */
-  intervalMs?: number;
-  /** A probe unanswered this long drops the connection (close 4000). @default {10000} */
-  timeoutMs?: number;
-}
-
-/** How the secret travels: the `X-Land-Secret` header, or a `Sec-WebSocket-Protocol` entry. */
-export type SecretTransport = "header" | "protocol";
-
-/**
- * How the client shows it knows the secret (PROTOCOL.md §1):
- * - `"proof"`: the mutual proof; the secret never goes on the wire, and nothing is sent or
- *   accepted until the server has proved it knows the secret too. Mist's servers only.
- * - `"secret"`: the seed's raw secret; every server accepts it, and whoever holds the port gets it.
- * - `"proof-then-secret"`: a proof first; after an attempt with a proof fails, the next attempt
- *   sends the raw secret. A downgrade an impostor can force: only where both kinds of server
- *   must be reached with one configuration.
- */
-export type AuthMode = "proof" | "secret" | "proof-then-secret";
-
-/**
- * Creates a socket; Mist passes either `headers` or `protocols`.
- */
-export type WebSocketFactory = (
-  url: string,
-  init: { headers?: Record<string, string>; protocols?: string[]; maxMessageBytes?: number },
-) => WebSocketLike;
-
-/** Options of a {@linkcode Client}; the peer options apply to each connection. */
-export interface ClientOptions<Local = Untyped, Remote = Untyped>
-  extends PeerOptions<Local, Remote> {
-  /** The secret, when the endpoint is a URL. */
-  secret?: SharedSecret | string;
-  /**
-   * How to show the secret. Browsers default to `"secret"` so that the seed's servers accept
-   * them. @default "proof" in Deno and Node, "secret" elsewhere
-   */
-  auth?: AuthMode;
-  /**
-   * With `auth: "secret"`, also put the secret in the URL's `?secret=` (servers that read only
-   * the query). URLs end up in logs: only where needed. @default false
-   */
-  secretInQuery?: boolean;
-  /**
-   * How to present the secret. Browsers cannot set headers, so `"header"` is for Deno and Node.
-   * @default "header" in Deno and Node, "protocol" elsewhere
-   */
-  secretVia?: SecretTransport;
-  /** Reconnect policy, or `false` to go dead on the first failure. @default {} */
-  reconnect?: ReconnectOptions | false;
-  /** Liveness probe, or `false` for none. @default {} */
-  heartbeat?: HeartbeatOptions | false;
-  /** An attempt that has not opened by then fails. @default {5000} */
-  connectTimeoutMs?: number;
-  /** Reject calls made while not connected at once, instead of waiting. @default false */
-  failFast?: boolean;
-  /** Notifications kept while not connected; older ones are dropped beyond it. @default {256} */
-  maxQueuedNotifications?: number;
-  /**
-   * Creates sockets. @default Mist's no-delay socket for `ws:` URLs on Deno and Node (20.16+), the
-   * global `WebSocket` elsewhere
-   */
-  webSocketFactory?: WebSocketFactory;
-  /** Timers, replaceable in tests. @default the global timers */
-  clock?: Clock;
-}
 
 /**
  * A state change, dispatched as `"statechange"`.
@@ -202,12 +98,6 @@ export class StateChangeEvent extends Event {
   }
 }
 
-interface Waiter {
-  readonly method: string;
-  readonly resolve: (peer: AnyPeer) => void;
-  readonly reject: (error: unknown) => void;
-}
-
 /**
  * A connection to a Mist server that survives the server restarting.
  *
@@ -226,26 +116,11 @@ interface Waiter {
  */
 export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
   implements Caller<Remote>, AsyncDisposable {
-  #provider: EndpointProvider;
-  #peerOptions: ReturnType<typeof resolvePeerOptions<Local, Remote>>;
-  #failFast: boolean;
-  #registry: HandlerRegistry<Local, Remote>;
+  #options: ResolvedClientOptions<Local, Remote>;
   #clock: Clock;
   #logger: Logger;
-  #factory: WebSocketFactory;
-  #via: SecretTransport;
-  #auth: AuthMode;
-  #secretInQuery: boolean;
+  #heartbeat: LivenessWatch | undefined;
   #proofFailed = false; // with "proof-then-secret": the next attempt sends the raw secret
-  #stableAfterMs: number;
-  #delays: readonly number[];
-  #maxDelayMs: number;
-  #deadAfterMs: number;
-  #jitter: number;
-  #reconnects: boolean;
-  #connectTimeoutMs: number;
-  #heartbeat: { intervalMs: number; timeoutMs: number } | undefined;
-  #maxQueued: number;
 
   #state: ClientState = "connecting";
   #peer: AnyPeer | undefined;
@@ -255,10 +130,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
   #lastError: unknown;
   #timer: unknown;
   #deadTimer: unknown;
-  #heartbeatTimer: unknown;
-  #waiters = new Set<Waiter>();
-  #queued: [string, Params][] = [];
-  #droppedNotifications = 0;
+  #waiting: Waiting;
   #generation = 0;
 
   /**
@@ -274,85 +146,30 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     options: ClientOptions<Local, Remote> = {},
   ) {
     super();
-    if (typeof endpoint === "function") this.#provider = endpoint;
-    else {
-      if (options.secret === undefined) {
-        throw new TypeError("Cannot create client: a URL endpoint needs options.secret");
-      }
-      const fixed: Endpoint = { url: String(endpoint), secret: options.secret };
-      this.#provider = () => fixed;
-    }
-    // Validated now, not on the first connection; every connection's peer gets these.
-    this.#peerOptions = resolvePeerOptions<Local, Remote>({
-      ...options,
-      maxMessageBytes: options.maxMessageBytes ?? DEFAULT_CLIENT_MAX_MESSAGE_BYTES,
-    });
-    this.#registry = this.#peerOptions.registry;
-    this.#logger = this.#peerOptions.logger;
-    this.#failFast = options.failFast ?? false;
-    this.#clock = options.clock ?? realClock;
-    this.#via = options.secretVia ?? (isServerRuntime() ? "header" : "protocol");
-    this.#auth = options.auth ?? (isServerRuntime() ? "proof" : "secret");
-    if (!["proof", "secret", "proof-then-secret"].includes(this.#auth)) {
-      throw new TypeError(
-        `Cannot use auth: expected "proof", "secret" or "proof-then-secret", got "${this.#auth}"`,
+    // Validated now, not on the first connection; every connection's peer gets `peer`.
+    this.#options = resolveClientOptions(endpoint, options);
+    this.#clock = this.#options.clock;
+    this.#logger = this.#options.logger;
+    const { peer, maxQueued } = this.#options;
+    this.#waiting = new Waiting(peer.maxPendingCalls, maxQueued, this.#clock, this.#logger);
+    const beat = this.#options.heartbeat;
+    if (beat) {
+      // The same rule as the server's idle check, with the heartbeat's numbers.
+      this.#heartbeat = new LivenessWatch(
+        {
+          quietMs: beat.intervalMs,
+          answerMs: beat.timeoutMs,
+          closeCode: HEARTBEAT_CLOSE_CODE,
+          closeReason: "Heartbeat timeout",
+        },
+        this.#clock,
+        () => {
+          this.#logger.warn(
+            `Nothing received within ${beat.timeoutMs} ms of a heartbeat $/ping; dropping connection`,
+          );
+        },
       );
     }
-    this.#secretInQuery = options.secretInQuery ?? false;
-    this.#factory = options.webSocketFactory ?? defaultFactory();
-    if (
-      !options.webSocketFactory && !isNoDelaySupported() &&
-      typeof globalThis.WebSocket !== "function"
-    ) {
-      throw new TypeError(
-        "Cannot create client: no global WebSocket here (Node before 20.16: run with --experimental-websocket)",
-      );
-    }
-    const reconnect = options.reconnect ?? {};
-    this.#reconnects = reconnect !== false;
-    const policy = reconnect === false ? {} : reconnect;
-    this.#delays = (policy.delaysMs ?? DEFAULT_RECONNECT_DELAYS_MS).map((ms, i) =>
-      checkInt(`reconnect.delaysMs[${i}]`, ms, 0, 0)
-    );
-    this.#maxDelayMs = checkInt("reconnect.maxDelayMs", policy.maxDelayMs, DEFAULT_MAX_DELAY_MS, 0);
-    this.#deadAfterMs = checkInt(
-      "reconnect.deadAfterMs",
-      policy.deadAfterMs,
-      DEFAULT_DEAD_AFTER_MS,
-      0,
-    );
-    this.#stableAfterMs = checkInt(
-      "reconnect.stableAfterMs",
-      policy.stableAfterMs,
-      DEFAULT_STABLE_AFTER_MS,
-      0,
-    );
-    this.#jitter = policy.jitter ?? 0;
-    if (!(this.#jitter >= 0 && this.#jitter <= 1)) {
-      throw new RangeError(`Cannot use reconnect.jitter: expected 0 to 1, got ${this.#jitter}`);
-    }
-    this.#connectTimeoutMs = checkInt(
-      "connectTimeoutMs",
-      options.connectTimeoutMs,
-      DEFAULT_CONNECT_TIMEOUT_MS,
-      1,
-    );
-    const beat = options.heartbeat ?? {};
-    this.#heartbeat = beat === false ? undefined : {
-      intervalMs: checkInt(
-        "heartbeat.intervalMs",
-        beat.intervalMs,
-        DEFAULT_HEARTBEAT_INTERVAL_MS,
-        1,
-      ),
-      timeoutMs: checkInt("heartbeat.timeoutMs", beat.timeoutMs, DEFAULT_HEARTBEAT_TIMEOUT_MS, 1),
-    };
-    this.#maxQueued = checkInt(
-      "maxQueuedNotifications",
-      options.maxQueuedNotifications,
-      DEFAULT_MAX_QUEUED_NOTIFICATIONS,
-      0,
-    );
     this.#startConnecting(true);
   }
 
@@ -427,7 +244,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
 
   /** Handlers for calls coming from the server; kept across reconnections. */
   get registry(): HandlerRegistry<Local, Remote> {
-    return this.#registry;
+    return this.#options.peer.registry;
   }
 
   /** The current connection's peer (for its stats), or `undefined` while not connected. */
@@ -437,11 +254,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
 
   /** Calls waiting for a connection, and notifications dropped while disconnected. */
   get stats(): { waitingCalls: number; queuedNotifications: number; droppedNotifications: number } {
-    return {
-      waitingCalls: this.#waiters.size,
-      queuedNotifications: this.#queued.length,
-      droppedNotifications: this.#droppedNotifications,
-    };
+    return this.#waiting.stats;
   }
 
   /**
@@ -501,15 +314,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     }
     if (this.#state === "closed") throw new ClosedError(method);
     if (this.#state === "dead") throw this.#deadError(method); // as call() rejects
-    if (typeof params !== "object" || params === null) {
-      throw new TypeError(`Cannot notify "${method}": params is neither an array nor an object`);
-    }
-    if (this.#maxQueued === 0) return void this.#droppedNotifications++;
-    if (this.#queued.length >= this.#maxQueued) {
-      this.#queued.shift();
-      this.#droppedNotifications++;
-    }
-    this.#queued.push([method, params as Params]);
+    this.#waiting.queue(method, params);
   }
 
   /**
@@ -551,8 +356,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     this.#abandonAttempt();
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("closed", this.#attempt);
-    this.#failWaiters(() => new ClosedError());
-    this.#queued.length = 0;
+    this.#waiting.fail(() => new ClosedError());
     if (peer) {
       peer.close(1000, "Client closed", (method) => new ClosedError(method));
       await peer.closed;
@@ -567,58 +371,22 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
   #connection(method: string | undefined, options: CallOptions): Promise<AnyPeer> {
     if (this.#state === "closed") return Promise.reject(new ClosedError(method));
     if (this.#state === "dead") return Promise.reject(this.#deadError(method));
-    if (this.#failFast && method !== undefined) {
+    if (this.#options.failFast && method !== undefined) {
       return Promise.reject(new DisconnectedError(1006, "Not connected", method));
     }
-    const { signal, timeoutMs } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    try {
-      if (timeoutMs !== undefined) checkInt("timeoutMs", timeoutMs, 0, 0);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const max = this.#peerOptions.maxPendingCalls;
-    if (this.#waiters.size >= max) {
-      return Promise.reject(
-        new LimitError(
-          "too-many-pending",
-          `Cannot call "${method}": ${max} calls wait for a connection`,
-        ),
-      );
-    }
-    return new Promise<AnyPeer>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const onAbort = () => settle(() => reject(signal!.reason));
-      const settle = (then: () => void) => {
-        this.#waiters.delete(waiter);
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        then();
-      };
-      const waiter: Waiter = {
-        method: method ?? "",
-        resolve: (peer) => settle(() => resolve(peer)),
-        reject: (error) => settle(() => reject(error)),
-      };
-      this.#waiters.add(waiter);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          const what = method === undefined ? "Connecting" : `Call "${method}"`;
-          settle(() =>
-            reject(new DOMException(`${what} timed out after ${timeoutMs} ms`, "TimeoutError"))
-          );
-        }, checkInt("timeoutMs", timeoutMs, 0, 0));
-      }
-    });
+    return this.#waiting.connection(method, options);
   }
 
   /** Starts a run of attempts: at once (first connection, explicit `connect()`) or after the first delay (a drop). */
   #startConnecting(immediately: boolean, error?: unknown, resetDelays = true): void {
     if (resetDelays) this.#retries = 0;
     this.#clock.clearTimeout(this.#deadTimer);
-    if (this.#reconnects) {
-      this.#deadTimer = this.#clock.setTimeout(() => this.#die(this.#lastError), this.#deadAfterMs);
+    const policy = this.#options.reconnect;
+    if (policy) {
+      this.#deadTimer = this.#clock.setTimeout(
+        () => this.#die(this.#lastError),
+        policy.deadAfterMs,
+      );
     }
     if (immediately) this.#tryConnect();
     else this.#retryLater(error);
@@ -626,8 +394,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
 
   #retryLater(error: unknown): void {
     this.#lastError = error;
-    const base = this.#delays[this.#retries++] ?? this.#maxDelayMs;
-    const delayMs = Math.round(base * (1 + this.#jitter * Math.random()));
+    const delayMs = this.#options.reconnect!.delayMs(this.#retries++);
     this.#setState("reconnecting", this.#attempt + 1, delayMs, error);
     this.#timer = this.#clock.setTimeout(() => this.#tryConnect(), delayMs);
   }
@@ -635,99 +402,32 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
   async #tryConnect(): Promise<void> {
     const generation = ++this.#generation;
     this.#attempt++;
+    const { auth } = this.#options;
+    const useProof = auth === "proof" || (auth === "proof-then-secret" && !this.#proofFailed);
     let error: unknown;
+    let dialled = false; // the socket exists: the credentials were sent
     try {
-      const peer = await this.#dial(generation);
+      const peer = await dial(this.#options as ResolvedClientOptions<unknown, unknown>, {
+        useProof,
+        current: () => generation === this.#generation,
+        onSocket: (socket) => {
+          this.#socket = socket;
+          dialled = true;
+        },
+      });
       if (generation !== this.#generation) return peer.close(1000, "Superseded");
       return this.#onOpen(peer);
     } catch (caught) {
       error = caught;
+      // With "proof-then-secret", an attempt that sent a proof and failed makes the next one
+      // send the raw secret.
+      if (useProof && auth === "proof-then-secret" && dialled) this.#proofFailed = true;
     }
     if (generation !== this.#generation) return;
     this.#logger.debug(`Connection attempt ${this.#attempt} failed: ${String(error)}`);
     this.#lastError = error;
-    if (!this.#reconnects) return this.#die(error);
+    if (!this.#options.reconnect) return this.#die(error);
     this.#retryLater(error);
-  }
-
-  async #dial(generation: number): Promise<AnyPeer> {
-    const endpoint = await this.#provider();
-    if (generation !== this.#generation) throw new Error("Superseded");
-    const secret = typeof endpoint.secret === "string"
-      ? SharedSecret.fromHex(endpoint.secret)
-      : endpoint.secret;
-    const useProof = this.#auth === "proof" ||
-      (this.#auth === "proof-then-secret" && !this.#proofFailed);
-    const proof = useProof ? await clientProof(secret) : undefined;
-    if (generation !== this.#generation) throw new Error("Superseded");
-    const { url, init } = this.#credentials(endpoint.url, secret, proof?.token);
-    const socket = this.#factory(url, {
-      ...init,
-      maxMessageBytes: this.#peerOptions.maxMessageBytes,
-    });
-    this.#socket = socket;
-    // One deadline for the whole handshake: open, the server's proof, and the hello.
-    const started = this.#clock.now();
-    let timedOut = false;
-    const timer = this.#clock.setTimeout(() => {
-      timedOut = true;
-      closeQuietly(socket);
-    }, this.#connectTimeoutMs);
-    const timeout = () =>
-      new DisconnectedError(1006, `No connection within ${this.#connectTimeoutMs} ms`);
-    try {
-      const first = await opened(socket, proof !== undefined);
-      let answer: string | undefined;
-      if (proof) {
-        answer = await proof.answer(challengeParams(first));
-        if (answer === undefined) {
-          closeQuietly(socket, PROOF_FAILED_CLOSE_CODE, "Server failed the proof");
-          throw new DisconnectedError(
-            PROOF_FAILED_CLOSE_CODE,
-            "Server failed the proof: it does not know the secret, or is not a Mist server",
-          );
-        }
-      }
-      // Typed only at the surface: inside, calls are by name.
-      const peer: AnyPeer = new Peer(
-        new WebSocketTransport(socket),
-        this.#peerOptions as unknown as PeerOptions,
-      );
-      const left = this.#connectTimeoutMs - (this.#clock.now() - started);
-      await peer.hello(answer === undefined ? {} : { proof: answer }, {
-        timeoutMs: Math.max(1, Math.ceil(left)),
-      });
-      return peer;
-    } catch (error) {
-      if (proof && this.#auth === "proof-then-secret") this.#proofFailed = true;
-      throw timedOut ? timeout() : error;
-    } finally {
-      this.#clock.clearTimeout(timer);
-    }
-  }
-
-  /** The URL and the upgrade's headers or protocols for one attempt. */
-  #credentials(
-    url: string,
-    secret: SharedSecret,
-    proofToken: string | undefined,
-  ): { url: string; init: { headers?: Record<string, string>; protocols?: string[] } } {
-    const header = this.#via === "header";
-    if (proofToken !== undefined) {
-      return header
-        ? { url, init: { headers: { [PROOF_HEADER]: proofToken, [VERSION_HEADER]: "2" } } }
-        : { url, init: { protocols: [PROTOCOL_VERSION, PROOF_PROTOCOL_PREFIX + proofToken] } };
-    }
-    if (this.#secretInQuery) {
-      const target = new URL(url);
-      target.searchParams.set("secret", secret.toHex());
-      url = target.href;
-    }
-    // The bare hex first: the seed's servers read the whole header value as the secret (and
-    // stop at the first non-hex character); Mist's server selects mist.v1, so it is not echoed.
-    return header
-      ? { url, init: { headers: { [SECRET_HEADER]: secret.toHex(), [VERSION_HEADER]: "2" } } }
-      : { url, init: { protocols: [secret.toHex(), PROTOCOL_VERSION] } };
   }
 
   #onOpen(peer: AnyPeer): void {
@@ -736,45 +436,21 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     const attempt = this.#attempt;
     const openedAt = this.#clock.now();
     this.#setState("open", attempt);
-    for (const [method, params] of this.#queued.splice(0)) {
-      try {
-        peer.notify(method, params);
-      } catch (error) {
-        this.#droppedNotifications++;
-        this.#logger.warn(`Dropping queued notification "${method}": ${String(error)}`);
-      }
-    }
-    for (const waiter of [...this.#waiters]) waiter.resolve(peer);
-    if (peer.remote) this.#scheduleHeartbeat(peer); // a seed server is never sent $/ping
+    this.#waiting.open(peer);
+    if (peer.remote) this.#heartbeat?.watch(peer); // a seed server is never sent $/ping
     peer.closed.then(({ code, reason }) => {
-      this.#clock.clearTimeout(this.#heartbeatTimer);
+      this.#heartbeat?.forget(peer);
       if (this.#peer === peer) this.#peer = undefined;
       if (this.#state !== "open" || this.#peer !== undefined) return;
       this.#logger.info(`Connection closed (${code}${reason ? ` ${reason}` : ""}); reconnecting`);
       const error = new DisconnectedError(code, reason);
-      if (!this.#reconnects) return this.#die(error);
+      const policy = this.#options.reconnect;
+      if (!policy) return this.#die(error);
       this.#attempt = 0;
       // Only a connection that stayed up starts the delays over.
-      const stable = this.#clock.now() - openedAt >= this.#stableAfterMs;
+      const stable = this.#clock.now() - openedAt >= policy.stableAfterMs;
       this.#startConnecting(false, error, stable);
     });
-  }
-
-  #scheduleHeartbeat(peer: AnyPeer): void {
-    const beat = this.#heartbeat;
-    if (!beat) return;
-    this.#heartbeatTimer = this.#clock.setTimeout(async () => {
-      try {
-        await peer.call(PING_METHOD, [], { timeoutMs: beat.timeoutMs });
-      } catch (error) {
-        // Any answer, even an error from a peer that does not know $/ping, proves liveness.
-        if (error instanceof DOMException && error.name === "TimeoutError") {
-          this.#logger.warn(`No heartbeat answer within ${beat.timeoutMs} ms; dropping connection`);
-          return peer.close(HEARTBEAT_CLOSE_CODE, "Heartbeat timeout");
-        }
-      }
-      if (!peer.closeInfo) this.#scheduleHeartbeat(peer);
-    }, beat.intervalMs);
   }
 
   #die(error?: unknown): void {
@@ -784,12 +460,11 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("dead", this.#attempt, undefined, error);
     this.#lastError = error ?? this.#lastError;
-    this.#failWaiters((method) => this.#deadError(method));
-    this.#queued.length = 0;
+    this.#waiting.fail((method) => this.#deadError(method));
   }
 
   #deadError(method: string | undefined): ChannelDeadError {
-    const after = this.#reconnects ? this.#deadAfterMs : undefined;
+    const after = this.#options.reconnect?.deadAfterMs;
     return new ChannelDeadError(after, method, { cause: this.#lastError });
   }
 
@@ -797,10 +472,6 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
     this.#generation++;
     this.#clock.clearTimeout(this.#timer);
     if (this.#socket && this.#socket.readyState === 0) closeQuietly(this.#socket);
-  }
-
-  #failWaiters(error: (method: string | undefined) => unknown): void {
-    for (const waiter of [...this.#waiters]) waiter.reject(error(waiter.method || undefined));
   }
 
   #setState(state: ClientState, attempt: number, delayMs?: number, error?: unknown): void {
@@ -811,81 +482,3 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
 
 /** The client's peers, untyped inside (the contract types only its public surface). */
 type AnyPeer = Peer<Untyped, Untyped>;
-
-function closeQuietly(socket: WebSocketLike, code?: number, reason?: string): void {
-  try {
-    socket.close(code, reason);
-  } catch {
-    // Already closing.
-  }
-}
-
-/**
- * Waits for the socket to open; with `firstMessage`, also for its first message (the server's
- * challenge), which it returns. A failure rejects with a {@linkcode DisconnectedError}.
- */
-function opened(socket: WebSocketLike, firstMessage: boolean): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const fail = (event: { code?: number; reason?: string }) => {
-      if (done) return;
-      done = true;
-      const why = event.reason || (event as { message?: string }).message || "Connection failed";
-      reject(new DisconnectedError(event.code ?? 1006, why));
-    };
-    const settle = (value: unknown) => {
-      if (done) return;
-      done = true;
-      resolve(value);
-    };
-    socket.addEventListener("open", () => {
-      if (!firstMessage) settle(undefined);
-    });
-    // Once settled, this listener ignores the rest: the peer reads them.
-    socket.addEventListener("message", (event) => settle(event.data));
-    socket.addEventListener("error", fail);
-    socket.addEventListener("close", fail);
-  });
-}
-
-/** The params of a `$/challenge` notification frame, or `undefined`. */
-function challengeParams(data: unknown): unknown {
-  if (typeof data !== "string" || data.length > 1024) return undefined;
-  try {
-    const frame = JSON.parse(data) as { id?: unknown; method?: unknown; params?: unknown };
-    return frame.id === null && frame.method === CHALLENGE_METHOD ? frame.params : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Deno and Node clients can set headers; a browser cannot. */
-function isServerRuntime(): boolean {
-  const g = globalThis as { Deno?: unknown; process?: { versions?: { node?: string } } };
-  return g.Deno !== undefined || typeof g.process?.versions?.node === "string";
-}
-
-function defaultFactory(): WebSocketFactory {
-  if (isNoDelaySupported()) {
-    return (url, init) =>
-      url.startsWith("ws:") ? new NoDelayWebSocket(url, init) : nativeSocket(url, init);
-  }
-  return nativeSocket;
-}
-
-function nativeSocket(
-  url: string,
-  init: { headers?: Record<string, string>; protocols?: string[] },
-): WebSocketLike {
-  const Native =
-    (globalThis as { WebSocket?: new (url: string, init?: unknown) => WebSocketLike }).WebSocket;
-  if (!Native) {
-    throw new TypeError(
-      "Cannot connect: no global WebSocket here (Node before 20.16: run with --experimental-websocket)",
-    );
-  }
-  // Deno and Node (undici) take a dictionary with headers; browsers only a protocol list.
-  return init.headers
-    ? new Native(url, { headers: init.headers })
-    : new Native(url, init.protocols);
-}

@@ -1,12 +1,13 @@
 /**
- * Timers behind an interface, so tests can drive reconnect schedules with a fake clock. Runs in
- * Deno, browsers and Node.
+ * Timers behind an interface, so tests can drive every timer with a fake clock. Runs in Deno,
+ * browsers and Node.
  *
  * @module
  */
 
 /**
- * The timer functions the client uses for backoff, give-up, connect timeout and heartbeat.
+ * The timer functions Mist waits with: a peer's call timeouts, drain and send-queue poll; the
+ * client's backoff, give-up, connect timeout and heartbeat; the server's idle check and deadlines.
  *
  * @example A clock that logs every timer
  * ```ts

@@ -4,6 +4,12 @@
  * when the connection closes. It knows a {@linkcode Transport} and nothing about WebSocket,
  * Deno, or who dialled whom. Runs in Deno, browsers and Node (no `Deno.*` here).
  *
+ * The peer dispatches frames and coordinates; each concept lives in its own private file: this
+ * side's calls (`_calls.ts`), the other side's running handlers and the drain (`_handlers.ts`),
+ * the reserved methods (`_reserved.ts`), replies and size limits (`_reply.ts`), the outgoing
+ * queue and backpressure (`_send_queue.ts`), timeouts and cancellation (`_deadline.ts`), option
+ * defaults (`_peer_options.ts`).
+ *
  * @module
  */
 
@@ -11,52 +17,47 @@ import {
   decode,
   encodeFailure,
   encodeNotification,
-  encodeRequest,
   encodeSuccess,
   type EnvelopeDecodeError,
-  idKey,
   type Params,
   type RequestId,
 } from "./envelope.ts";
 import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "./errors.ts";
-import { consoleLogger, type Logger, logSafe, safeLogger } from "./log.ts";
+import type { Logger } from "./log.ts";
 import type { CallArgs, MethodName, NotifyArgs, ResultOf, Untyped } from "./contract.ts";
-import { type HandlerContext, type HandlerFn, HandlerRegistry } from "./registry.ts";
-import { checkInt } from "./_options.ts";
+import type { HandlerRegistry } from "./registry.ts";
+import { checkCall, checkSize, PendingCalls } from "./_calls.ts";
+import { RunningHandlers } from "./_handlers.ts";
+import { type PeerOptions, resolvePeerOptions } from "./_peer_options.ts";
+import { quoted, refusal, replyFrame, tooBig } from "./_reply.ts";
+import {
+  CANCEL_METHOD,
+  cancelTarget,
+  HELLO_METHOD,
+  helloParams,
+  PING_METHOD,
+  readHello,
+  type RemoteInfo,
+} from "./_reserved.ts";
+import { SendQueue } from "./_send_queue.ts";
 import type { Frame, Transport } from "./transport.ts";
 
-/** Default {@linkcode PeerOptions.maxMessageBytes}: 16 MiB, below Deno's own 64 MiB cap. */
-export const DEFAULT_MAX_MESSAGE_BYTES: number = 16 * 1024 * 1024;
-/** The largest `maxMessageBytes` allowed: 64 MiB, what Deno's own sockets accept. */
-export const MAX_MESSAGE_BYTES_LIMIT: number = 64 * 1024 * 1024;
-/** Default {@linkcode PeerOptions.maxInFlight}. */
-export const DEFAULT_MAX_IN_FLIGHT = 1024;
-/** Default {@linkcode PeerOptions.maxPendingCalls}. */
-export const DEFAULT_MAX_PENDING_CALLS = 1024;
-/** Default {@linkcode PeerOptions.highWaterMarkBytes}: 1 MiB. */
-export const DEFAULT_HIGH_WATER_MARK_BYTES: number = 1024 * 1024;
-/** The reserved notification that cancels a request: params `[id]`. */
-export const CANCEL_METHOD = "$/cancel";
-/** The reserved request any Mist peer answers with `null`: a liveness probe. */
-export const PING_METHOD = "$/ping";
-/** The reserved request a client sends first to say what it speaks (PROTOCOL.md §5). */
-export const HELLO_METHOD = "$/hello";
-/** The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone. */
-export const PROTOCOL_REVISION = 2;
-
-/**
- * What the other side declared in `$/hello`: from then on it answers requests, `$/ping` and
- * `$/cancel`, and uses the optional features listed.
- */
-export interface RemoteInfo {
-  /** Its protocol revision (2 or more). */
-  readonly version: number;
-  /** Optional features it supports beyond its revision. */
-  readonly features: readonly string[];
-}
-
-// How often a send waiting on bufferedAmount looks again; sockets have no "drain" event.
-const DRAIN_POLL_MS = 2;
+export {
+  DEFAULT_HIGH_WATER_MARK_BYTES,
+  DEFAULT_MAX_IN_FLIGHT,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PENDING_CALLS,
+  MAX_MESSAGE_BYTES_LIMIT,
+  type PeerOptions,
+  resolvePeerOptions,
+} from "./_peer_options.ts";
+export {
+  CANCEL_METHOD,
+  HELLO_METHOD,
+  PING_METHOD,
+  PROTOCOL_REVISION,
+  type RemoteInfo,
+} from "./_reserved.ts";
 
 /**
  * Per-call options.
@@ -94,56 +95,6 @@ export interface Caller<Remote = Untyped> {
 }
 
 /**
- * Options of a {@linkcode Peer}; the client and server pass theirs through.
- *
- * @example
- * ```ts ignore
- * const options: PeerOptions = { maxInFlight: 64, defaultTimeoutMs: 10_000 };
- * ```
- */
-export interface PeerOptions<Local = Untyped, Remote = Untyped> {
-  /** Handlers for the other side's calls. @default an empty registry */
-  registry?: HandlerRegistry<Local, Remote>;
-  /**
-   * Largest message accepted or sent, in UTF-8 bytes. A larger incoming one closes the
-   * connection with 1009; a larger outgoing call rejects with a `LimitError`.
-   * @default {16 MiB} DEFAULT_MAX_MESSAGE_BYTES; 1 to 64 MiB - 1
-   */
-  maxMessageBytes?: number;
-  /**
-   * Incoming requests and notifications running at once; beyond it requests are answered
-   * with an "overloaded" error at once and notifications are dropped.
-   * @default {1024} DEFAULT_MAX_IN_FLIGHT
-   */
-  maxInFlight?: number;
-  /**
-   * This side's calls awaiting replies; beyond it `call()` rejects. It also bounds the frames
-   * waiting for the socket to drain: beyond it `notify()` throws.
-   * @default {1024} DEFAULT_MAX_PENDING_CALLS
-   */
-  maxPendingCalls?: number;
-  /**
-   * When the socket has more than this many bytes buffered, further frames wait in order
-   * until it drains. @default {1 MiB} DEFAULT_HIGH_WATER_MARK_BYTES
-   */
-  highWaterMarkBytes?: number;
-  /** Timeout of calls that set none. @default undefined (no timeout) */
-  defaultTimeoutMs?: number;
-  /**
-   * Where problems are reported; every message is passed through `logSafe` first (one line,
-   * bounded). @default consoleLogger("warn")
-   */
-  logger?: Logger;
-  /**
-   * Send requests to the other side only after it said `$/hello` (a server toward its clients:
-   * the seed's clients never answer requests). Until then `call()` rejects with
-   * {@linkcode NotNegotiatedError}. Reserved methods (`$/cancel`, `$/ping`) are sent only to a
-   * peer that said hello, whatever this is. @default false
-   */
-  requireHello?: boolean;
-}
-
-/**
  * Counters of a peer, for tests and monitoring.
  *
  * @example
@@ -166,7 +117,7 @@ export interface PeerStats {
   readonly binaryFrames: number;
   /** Requests answered "overloaded" and notifications dropped over `maxInFlight`. */
   readonly overloaded: number;
-  /** Frames received, of every kind: the server's idle check watches it move. */
+  /** Frames received, of every kind: the idle check and the heartbeat watch it move. */
   readonly receivedFrames: number;
 }
 
@@ -176,44 +127,6 @@ export interface CloseInfo {
   readonly code: number;
   /** The close reason. */
   readonly reason: string;
-}
-
-interface Pending {
-  readonly method: string;
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: unknown) => void;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
-/** A handler's context; the signal is made on first use since most handlers never read it. */
-class Context<Remote> implements HandlerContext<Remote> {
-  readonly peer: Caller<Remote>;
-  readonly method: string;
-  readonly id: RequestId | null;
-  #controller: AbortController | undefined;
-  #reason: unknown;
-  #aborted = false;
-
-  constructor(peer: Caller<Remote>, method: string, id: RequestId | null) {
-    this.peer = peer;
-    this.method = method;
-    this.id = id;
-  }
-
-  get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
-    if (this.#aborted) this.#controller.abort(this.#reason);
-    return this.#controller.signal;
-  }
-
-  abort(reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
-  }
 }
 
 /**
@@ -259,19 +172,10 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   #maxMessageBytes: number;
   #maxInFlight: number;
   #maxPending: number;
-  #highWater: number;
-  #lastBuffered = Infinity; // bufferedAmount when last read (not yet)
-  #sentUnits = 0; // UTF-16 units sent since then
-  #defaultTimeoutMs: number | undefined;
-
-  #nextId = 0;
-  #pending = new Map<number, Pending>();
-  #running = new Map<number | string, Context<Remote>>();
-  #runningCount = 0;
-  #queue: string[] = [];
-  #pumping = false;
+  #out: SendQueue;
+  #calls: PendingCalls;
+  #handlers: RunningHandlers<Remote>;
   #draining = false;
-  #idle: (() => void) | undefined;
   #closeInfo: CloseInfo | undefined;
   #resolveClosed!: (info: CloseInfo) => void;
   #counts = { dropped: 0, rejected: 0, binary: 0, overloaded: 0 };
@@ -297,8 +201,20 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
     this.#maxMessageBytes = resolved.maxMessageBytes;
     this.#maxInFlight = resolved.maxInFlight;
     this.#maxPending = resolved.maxPendingCalls;
-    this.#highWater = resolved.highWaterMarkBytes;
-    this.#defaultTimeoutMs = resolved.defaultTimeoutMs;
+    const { clock } = resolved;
+    this.#out = new SendQueue(transport, resolved.highWaterMarkBytes, clock);
+    this.#calls = new PendingCalls({
+      ...resolved,
+      send: (frame) => this.#send(frame),
+      // Tell the other side, if it said hello: a seed peer never sees a reserved method.
+      abandoned: (id) => {
+        if (this.#remote) this.#send(encodeNotification(CANCEL_METHOD, [id]));
+      },
+    });
+    const reply = (id: RequestId, method: string, ok: boolean, value: unknown) => {
+      if (!this.#closeInfo) this.#send(replyFrame(id, method, ok, value, this.#maxMessageBytes));
+    };
+    this.#handlers = new RunningHandlers(this, reply, this.#logger, clock);
     this.#requireHello = resolved.requireHello;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     transport.start({
@@ -310,9 +226,9 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   /** Counters; all zero-valued gauges once a closed peer has drained. */
   get stats(): PeerStats {
     return {
-      pendingCalls: this.#pending.size,
-      runningHandlers: this.#runningCount,
-      queuedFrames: this.#queue.length,
+      pendingCalls: this.#calls.size,
+      runningHandlers: this.#handlers.count,
+      queuedFrames: this.#out.length,
       droppedFrames: this.#counts.dropped,
       rejectedFrames: this.#counts.rejected,
       binaryFrames: this.#counts.binary,
@@ -348,10 +264,9 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
     extra: Readonly<Record<string, unknown>> = {},
     options: CallOptions = {},
   ): Promise<RemoteInfo | undefined> {
-    const params = { ...extra, version: PROTOCOL_REVISION, features: [] };
     let result: unknown;
     try {
-      result = await this.#call(HELLO_METHOD, params, options);
+      result = await this.#call(HELLO_METHOD, helloParams(extra), options);
     } catch (error) {
       if (error instanceof RemoteError) return undefined; // an older peer: unknown method
       throw error;
@@ -386,60 +301,11 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   }
 
   #call(method: string, params: Params, options: CallOptions): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      if (this.#closeInfo) {
-        const { code, reason } = this.#closeInfo;
-        return reject(new DisconnectedError(code, reason, method));
-      }
-      checkCall(method, params);
-      const { signal } = options;
-      if (signal?.aborted) return reject(signal.reason);
-      if (this.#pending.size >= this.#maxPending) {
-        return reject(
-          new LimitError(
-            "too-many-pending",
-            `Cannot call "${method}": ${this.#maxPending} calls pending (maxPendingCalls)`,
-          ),
-        );
-      }
-      const id = this.#nextId++;
-      const frame = encodeRequest(id, method, params);
-      if (tooBig(frame, this.#maxMessageBytes)) {
-        return reject(
-          new LimitError(
-            "message-too-big",
-            `Cannot call "${method}": message over ${this.#maxMessageBytes} bytes (maxMessageBytes)`,
-          ),
-        );
-      }
-      const entry: Pending = {
-        method,
-        resolve,
-        reject,
-        timer: undefined,
-        signal,
-        onAbort: undefined,
-      };
-      const timeoutMs = options.timeoutMs ?? this.#defaultTimeoutMs;
-      if (timeoutMs !== undefined) {
-        checkInt("timeoutMs", timeoutMs, 0, 0);
-        entry.timer = setTimeout(() => {
-          this.#abandon(
-            id,
-            new DOMException(
-              `Call "${method}" timed out after ${timeoutMs} ms`,
-              "TimeoutError",
-            ),
-          );
-        }, timeoutMs);
-      }
-      if (signal) {
-        entry.onAbort = () => this.#abandon(id, signal.reason);
-        signal.addEventListener("abort", entry.onAbort, { once: true });
-      }
-      this.#pending.set(id, entry);
-      this.#send(frame);
-    });
+    if (this.#closeInfo) {
+      const { code, reason } = this.#closeInfo;
+      return Promise.reject(new DisconnectedError(code, reason, method));
+    }
+    return this.#calls.call(method, params, options);
   }
 
   /**
@@ -462,16 +328,11 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
     }
     checkCall(method, params);
     const frame = encodeNotification(method, params as Params);
-    if (tooBig(frame, this.#maxMessageBytes)) {
-      throw new LimitError(
-        "message-too-big",
-        `Cannot notify "${method}": message over ${this.#maxMessageBytes} bytes (maxMessageBytes)`,
-      );
-    }
-    if (this.#queue.length >= this.#maxPending) {
+    checkSize(frame, "notify", method, this.#maxMessageBytes);
+    if (this.#out.length >= this.#maxPending) {
       throw new LimitError(
         "overloaded",
-        `Cannot notify "${method}": ${this.#queue.length} frames wait for the socket to drain`,
+        `Cannot notify "${method}": ${this.#out.length} frames wait for the socket to drain`,
       );
     }
     this.#send(frame);
@@ -505,19 +366,9 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
    * @param graceMs How long running handlers may take.
    * @returns When no handler runs, or the grace period ended.
    */
-  async drain(graceMs: number): Promise<void> {
+  drain(graceMs: number): Promise<void> {
     this.#draining = true;
-    if (this.#runningCount > 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        new Promise<void>((resolve) => this.#idle = resolve),
-        new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs)),
-      ]);
-      clearTimeout(timer);
-      this.#idle = undefined;
-    }
-    const reason = new DOMException("Grace period ended", "AbortError");
-    for (const context of this.#running.values()) context.abort(reason);
+    return this.#handlers.drain(graceMs);
   }
 
   #onFrame(data: Frame): void {
@@ -552,21 +403,18 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   }
 
   #onInvalid(error: EnvelopeDecodeError): void {
-    const pendingKey = error.responseId === null ? undefined : idKey(error.responseId);
-    if (error.reason === "no-kind" && this.#pending.has(pendingKey as number)) {
+    const pending = error.responseId !== null && this.#calls.has(error.responseId);
+    if (error.reason === "no-kind" && pending) {
       // `{"id": N}` alone: how JSON-RPC peers answer with an `undefined` result.
       return this.#settle(error.responseId!, true, null);
     }
     if (error.replyId !== null) {
       this.#counts.rejected++;
       this.#send(encodeFailure(error.replyId, error.message));
-    } else if (
-      error.responseId !== null &&
-      this.#pending.has(idKey(error.responseId) as number)
-    ) {
+    } else if (pending) {
       // A broken reply to one of our calls: fail that call rather than let it hang.
       this.#counts.rejected++;
-      this.#reject(idKey(error.responseId) as number, error);
+      this.#calls.fail(error.responseId!, error);
     } else {
       this.#counts.dropped++;
       this.#logger.debug(`Dropping frame: ${error.message}`);
@@ -574,69 +422,47 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   }
 
   #settle(id: RequestId, ok: boolean, value: unknown): void {
-    const key = idKey(id);
-    const entry = typeof key === "number" ? this.#pending.get(key) : undefined;
-    if (!entry) {
-      this.#counts.dropped++;
-      this.#logger.debug(`Dropping reply to unknown id ${id}`);
-      return;
-    }
-    this.#forget(key as number, entry);
-    if (ok) entry.resolve(value);
-    else entry.reject(new RemoteError(entry.method, value as string));
+    if (this.#calls.settle(id, ok, value)) return;
+    this.#counts.dropped++;
+    this.#logger.debug(`Dropping reply to unknown id ${id}`);
   }
 
   #onRequest(id: RequestId, method: string, params: Params): void {
     if (method === PING_METHOD) return this.#send(encodeSuccess(id, null));
     if (method === HELLO_METHOD) return this.#onHello(id, params);
-    if (this.#draining) {
-      return this.#send(
-        encodeFailure(id, `Cannot run ${quoted(method)}: peer is shutting down`),
-      );
-    }
-    if (
-      this.#runningCount >= this.#maxInFlight ||
-      this.#queue.length >= this.#maxInFlight
-    ) {
+    if (this.#draining) return this.#send(encodeFailure(id, refusal.draining(method)));
+    const queued = this.#out.length;
+    if (this.#handlers.count >= this.#maxInFlight || queued >= this.#maxInFlight) {
       this.#counts.overloaded++;
-      if (this.#queue.length >= this.#maxInFlight + this.#maxPending) {
+      if (queued >= this.#maxInFlight + this.#maxPending) {
         // The other side sends but does not read: stop before our buffers grow without bound.
         this.#logger.warn("Closing connection: peer does not read its replies");
         return this.close(1008, "Peer does not read");
       }
-      return this.#send(
-        encodeFailure(
-          id,
-          `Cannot run ${quoted(method)}: overloaded (${this.#maxInFlight} requests in flight)`,
-        ),
-      );
+      return this.#send(encodeFailure(id, refusal.overloaded(method, this.#maxInFlight)));
     }
     const handler = this.#registry.lookup(method);
-    if (!handler) {
-      return this.#send(encodeFailure(id, `Unknown method ${quoted(method)}`));
-    }
-    this.#run(handler, id, method, params);
+    if (!handler) return this.#send(encodeFailure(id, refusal.unknown(method)));
+    this.#handlers.run(handler, id, method, params);
   }
 
   #onHello(id: RequestId, params: Params): void {
     const info = readHello(params);
-    if (!info) {
-      return this.#send(encodeFailure(id, `Cannot accept "${HELLO_METHOD}": no version >= 2`));
-    }
+    if (!info) return this.#send(encodeFailure(id, refusal.hello()));
     this.#remote = info;
-    this.#send(encodeSuccess(id, { version: PROTOCOL_REVISION, features: [] }));
+    this.#send(encodeSuccess(id, helloParams()));
   }
 
   #onNotification(method: string, params: Params): void {
     if (method === CANCEL_METHOD) {
-      const key = Array.isArray(params) ? cancelKey(params[0]) : undefined;
+      const key = cancelTarget(params);
       if (key !== undefined) {
-        this.#running.get(key)?.abort(new DOMException("Cancelled by the caller", "AbortError"));
+        this.#handlers.abort(key, new DOMException("Cancelled by the caller", "AbortError"));
       }
       return;
     }
     if (method.startsWith("$/")) return; // Unknown reserved notifications are ignored.
-    if (this.#runningCount >= this.#maxInFlight) {
+    if (this.#handlers.count >= this.#maxInFlight) {
       this.#counts.overloaded++;
       this.#logger.warn(
         `Dropping notification ${quoted(method)}: ${this.#maxInFlight} handlers running`,
@@ -645,254 +471,21 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
     }
     const handler = this.#registry.lookup(method);
     if (!handler) return void this.#counts.dropped++;
-    this.#run(handler, null, method, params);
-  }
-
-  #run(
-    handler: HandlerFn<Params, Remote>,
-    id: RequestId | null,
-    method: string,
-    params: Params,
-  ): void {
-    const context = new Context(this, method, id);
-    this.#runningCount++;
-    let result: unknown;
-    try {
-      result = handler(params, context);
-    } catch (error) {
-      return this.#done(undefined, id, method, false, error);
-    }
-    if (
-      !(result instanceof Promise) &&
-      (typeof result !== "object" || result === null ||
-        typeof (result as PromiseLike<unknown>).then !== "function")
-    ) {
-      return this.#done(undefined, id, method, true, result);
-    }
-    // Only a handler still running can be cancelled or aborted, so only such a one is listed.
-    const key = id === null ? undefined : idKey(id);
-    if (key !== undefined) this.#running.set(key, context);
-    const closed = this.#closeInfo; // by the handler itself, before it was listed
-    if (closed) context.abort(new DisconnectedError(closed.code, closed.reason));
-    (result as PromiseLike<unknown>).then(
-      (value) => this.#done(key, id, method, true, value),
-      (error) => this.#done(key, id, method, false, error),
-    );
-  }
-
-  #done(
-    key: number | string | undefined,
-    id: RequestId | null,
-    method: string,
-    ok: boolean,
-    value: unknown,
-  ): void {
-    this.#runningCount--;
-    if (key !== undefined) this.#running.delete(key);
-    if (this.#runningCount === 0) this.#idle?.();
-    if (id === null) {
-      if (!ok) {
-        this.#logger.debug(
-          `Notification ${quoted(method)} failed: ${errorText(value)}`,
-        );
-      }
-      return;
-    }
-    if (this.#closeInfo) return;
-    let frame: string;
-    try {
-      frame = ok ? encodeSuccess(id, value) : encodeFailure(id, errorText(value));
-    } catch (error) {
-      frame = encodeFailure(
-        id,
-        `Cannot encode result of ${quoted(method)}: ${errorText(error)}`,
-      );
-    }
-    if (tooBig(frame, this.#maxMessageBytes)) {
-      frame = encodeFailure(
-        id,
-        `Cannot reply to ${quoted(method)}: result over ${this.#maxMessageBytes} bytes`,
-      );
-    }
-    this.#send(frame);
-  }
-
-  #abandon(id: number, reason: unknown): void {
-    if (!this.#pending.has(id)) return;
-    this.#reject(id, reason);
-    // Tell the other side, if it said hello: a seed peer never sees a reserved method.
-    if (!this.#closeInfo && this.#remote) this.#send(encodeNotification(CANCEL_METHOD, [id]));
-  }
-
-  #reject(id: number, reason: unknown): void {
-    const entry = this.#pending.get(id)!;
-    this.#forget(id, entry);
-    entry.reject(reason);
-  }
-
-  #forget(id: number, entry: Pending): void {
-    this.#pending.delete(id);
-    if (entry.timer !== undefined) clearTimeout(entry.timer);
-    if (entry.onAbort) {
-      entry.signal!.removeEventListener("abort", entry.onAbort);
-    }
+    this.#handlers.run(handler, null, method, params);
   }
 
   #send(frame: string): void {
-    if (this.#closeInfo) return;
-    if (this.#queue.length === 0 && this.#belowHighWater()) {
-      this.#transport.send(frame);
-      this.#sentUnits += frame.length;
-      return;
-    }
-    this.#queue.push(frame);
-    this.#pump();
-  }
-
-  /**
-   * Whether the transport's buffer is at or below the high-water mark. Reading
-   * `bufferedAmount` costs a call into the runtime per frame, so it is read only when the bytes
-   * sent since the last reading (at most 3 per UTF-16 unit) could have taken it over the mark.
-   */
-  #belowHighWater(): boolean {
-    if (this.#lastBuffered + 3 * this.#sentUnits <= this.#highWater) return true;
-    this.#lastBuffered = this.#transport.bufferedAmount;
-    this.#sentUnits = 0;
-    return this.#lastBuffered <= this.#highWater;
-  }
-
-  #pump(): void {
-    if (this.#pumping) return;
-    this.#pumping = true;
-    const step = () => {
-      if (this.#closeInfo) return;
-      let sent = 0;
-      while (sent < this.#queue.length && this.#belowHighWater()) {
-        this.#sentUnits += this.#queue[sent].length;
-        this.#transport.send(this.#queue[sent++]);
-      }
-      this.#queue.splice(0, sent);
-      if (this.#queue.length > 0) setTimeout(step, DRAIN_POLL_MS);
-      else this.#pumping = false;
-    };
-    setTimeout(step, DRAIN_POLL_MS);
+    if (!this.#closeInfo) this.#out.send(frame);
   }
 
   #finish(code: number, reason: string, errorFor?: (method: string) => Error): void {
     if (this.#closeInfo) return;
     this.#closeInfo = { code, reason };
-    this.#queue.length = 0;
-    this.#pumping = false;
-    for (const [id, entry] of this.#pending) {
-      this.#forget(id, entry);
-      entry.reject(errorFor?.(entry.method) ?? new DisconnectedError(code, reason, entry.method));
-    }
-    const aborted = new DisconnectedError(code, reason);
-    for (const context of this.#running.values()) context.abort(aborted);
+    this.#out.close();
+    this.#calls.failAll((method) =>
+      errorFor?.(method) ?? new DisconnectedError(code, reason, method)
+    );
+    this.#handlers.close(new DisconnectedError(code, reason));
     this.#resolveClosed(this.#closeInfo);
   }
-}
-
-/**
- * Fills in the defaults of peer options and validates them.
- *
- * @param options The options as given.
- * @returns Every option with its value.
- * @throws {RangeError} An option out of range; the message names it and its value.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { DEFAULT_MAX_IN_FLIGHT, resolvePeerOptions } from "./peer.ts";
- * assert.equal(resolvePeerOptions({}).maxInFlight, DEFAULT_MAX_IN_FLIGHT);
- * assert.throws(() => resolvePeerOptions({ maxInFlight: 0 }), RangeError);
- * ```
- */
-export function resolvePeerOptions<Local = Untyped, Remote = Untyped>(
-  options: PeerOptions<Local, Remote>,
-): Required<Omit<PeerOptions<Local, Remote>, "defaultTimeoutMs">> & {
-  defaultTimeoutMs: number | undefined;
-} {
-  return {
-    requireHello: options.requireHello ?? false,
-    registry: options.registry ?? new HandlerRegistry<Local, Remote>(),
-    // Peers log names and texts the other side chose: one bounded, escaped line each.
-    logger: safeLogger(options.logger ?? consoleLogger()),
-    maxMessageBytes: checkInt(
-      "maxMessageBytes",
-      options.maxMessageBytes,
-      DEFAULT_MAX_MESSAGE_BYTES,
-      1,
-      MAX_MESSAGE_BYTES_LIMIT,
-    ),
-    maxInFlight: checkInt("maxInFlight", options.maxInFlight, DEFAULT_MAX_IN_FLIGHT, 1),
-    maxPendingCalls: checkInt(
-      "maxPendingCalls",
-      options.maxPendingCalls,
-      DEFAULT_MAX_PENDING_CALLS,
-      1,
-    ),
-    highWaterMarkBytes: checkInt(
-      "highWaterMarkBytes",
-      options.highWaterMarkBytes,
-      DEFAULT_HIGH_WATER_MARK_BYTES,
-      0,
-    ),
-    defaultTimeoutMs: options.defaultTimeoutMs === undefined
-      ? undefined
-      : checkInt("defaultTimeoutMs", options.defaultTimeoutMs, 0, 1),
-  };
-}
-
-/** `$/cancel` names an id as a number, or as a decimal string (ids above 2^53). */
-function cancelKey(target: unknown): number | string | undefined {
-  if (typeof target === "number" && Number.isSafeInteger(target)) return target;
-  if (typeof target === "string" && /^(0|[1-9][0-9]{0,19})$/.test(target)) {
-    return idKey(BigInt(target));
-  }
-  return undefined;
-}
-
-/** A method name the other side chose, fit for a reply or a log line: escaped, at most 100 chars. */
-function quoted(method: string): string {
-  return `"${logSafe(method, 100)}"`;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function checkCall(method: string, params: unknown): void {
-  if (typeof method !== "string") {
-    throw new TypeError(
-      `Cannot call: method is ${typeof method}, not a string`,
-    );
-  }
-  if (typeof params !== "object" || params === null) {
-    throw new TypeError(`Cannot call "${method}": params is neither an array nor an object`);
-  }
-}
-
-/** A hello's params or reply: `{version >= 2, features?: string[]}`, else `undefined`. */
-function readHello(value: unknown): RemoteInfo | undefined {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const { version, features = [] } = value as { version?: unknown; features?: unknown };
-  if (typeof version !== "number" || !Number.isInteger(version) || version < 2) return undefined;
-  const list = Array.isArray(features)
-    ? features.filter((f): f is string => typeof f === "string").slice(0, 32)
-    : [];
-  return { version, features: list };
-}
-
-/** UTF-8 length without encoding when the UTF-16 length already decides (≤ 3 bytes a unit). */
-function tooBig(text: string, max: number): boolean {
-  if (text.length * 3 <= max) return false;
-  if (text.length > max) return true;
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3;
-    if (bytes > max) return true;
-  }
-  return false;
 }

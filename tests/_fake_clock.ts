@@ -1,6 +1,7 @@
 /**
- * A fake {@linkcode Clock} for driving the client's backoff, give-up, connect-timeout and
- * heartbeat timers by hand. Time only moves when the test calls `advance()` or `runNext()`.
+ * A fake {@linkcode Clock} for driving timers by hand: a peer's call timeouts, drain and send
+ * queue; the client's backoff, give-up, connect timeout and heartbeat; the server's idle check.
+ * Time only moves when the test calls `advance()` or `runNext()`.
  *
  * @module
  */

@@ -81,7 +81,11 @@ Deno.test("serveLocal() counts any frame as life: a client that never answers st
   clock.advance(PERIOD_MS);
   assert.equal(peer.closeInfo, undefined);
   assert.equal(peer.stats.pendingCalls, 1, "the first ping is still out; no second one");
-  clock.advance(PERIOD_MS); // silent now, with the ping unanswered
+  clock.advance(PERIOD_MS); // silent for a period: pinged again, as any quiet client
+  assert.equal(peer.closeInfo, undefined);
+  await nextPing(scripted);
+  assert.equal(peer.stats.pendingCalls, 2);
+  clock.advance(PERIOD_MS); // silent since that ping
   assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
   assert.equal((await within(scripted.closed, "the close")).code, 1001);
   await t.server.shutdown();
@@ -142,6 +146,25 @@ Deno.test("serveLocal() pings a Mist client with heartbeat off, and the client a
     await client.close();
     await t.server.shutdown();
   }
+});
+
+Deno.test("serveLocal() shares one idle timer, and pings a later connection only after a silent period", async () => {
+  const clock = new FakeClock();
+  const { t, scripted: first, peer: firstPeer } = await setup(clock);
+  clock.advance(PERIOD_MS / 2);
+  const second = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  const secondPeer = await t.nextPeer();
+  assert.deepEqual(clock.pending, [{ due: PERIOD_MS, delay: PERIOD_MS }], "one timer for both");
+  clock.advance(PERIOD_MS / 2); // the first is pinged; the second was quiet for half a period
+  await nextPing(first);
+  assert.equal(secondPeer.stats.pendingCalls, 0);
+  clock.advance(PERIOD_MS); // the first stayed silent after its ping; the second is pinged
+  assert.deepEqual(firstPeer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
+  await nextPing(second);
+  assert.equal(secondPeer.closeInfo, undefined);
+  await second.close();
+  await t.server.shutdown();
+  assert.deepEqual(clock.pending, []);
 });
 
 Deno.test("serveLocal() shutdown stops the idle check of the connections it closes", async () => {

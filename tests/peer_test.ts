@@ -10,6 +10,7 @@ import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "
 import { consoleLogger } from "../log.ts";
 import { Peer, type PeerOptions } from "../peer.ts";
 import { type HandlerContext, HandlerRegistry } from "../registry.ts";
+import { FakeClock } from "./_fake_clock.ts";
 import { deferred, memoryPair, type MemoryTransport, quiet, turn } from "./_helpers.ts";
 
 /** Two peers over an in-memory pair; `a` serves `registry`, `b` serves `bRegistry`. */
@@ -544,6 +545,47 @@ Deno.test("Peer.drain() fires running handlers' signals when the grace period en
   assert.ok(signal.aborted);
   assert.equal(signal.reason.name, "AbortError");
   await assert.rejects(call, { name: "RemoteError", remoteMessage: "stopped" });
+  await finish(a, b);
+});
+
+Deno.test("Peer.drain() measures its grace period on the peer's clock", async () => {
+  const clock = new FakeClock();
+  const started = deferred<AbortSignal>();
+  const { a, b } = pair(
+    new HandlerRegistry().register("hang", (_params, ctx) => {
+      started.resolve(ctx.signal);
+      return new Promise((_resolve, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(new Error("stopped")))
+      );
+    }),
+    { clock },
+  );
+  const call = b.call("hang");
+  const signal = await started.promise;
+  const drained = a.drain(5000);
+  assert.deepEqual(clock.pending, [{ due: 5000, delay: 5000 }]);
+  clock.advance(4999);
+  assert.equal(signal.aborted, false);
+  clock.advance(1);
+  await drained;
+  assert.ok(signal.aborted);
+  await assert.rejects(call, { name: "RemoteError", remoteMessage: "stopped" });
+  assert.deepEqual(clock.pending, []);
+  await finish(a, b);
+});
+
+Deno.test("Peer.drain() clears its grace timer when the last handler finishes", async () => {
+  const clock = new FakeClock();
+  const gate = deferred<unknown>();
+  const { a, b } = pair(new HandlerRegistry().register("slow", () => gate.promise), { clock });
+  const slow = b.call("slow");
+  await turn();
+  const drained = a.drain(60_000);
+  assert.equal(clock.pending.length, 1);
+  gate.resolve("finished");
+  await drained;
+  assert.deepEqual(clock.pending, []);
+  assert.equal(await slow, "finished");
   await finish(a, b);
 });
 

@@ -584,17 +584,23 @@ Deno.test("Client.opened() with failFast waits for the connection instead of rej
   assert.equal(client.state, "open");
 });
 
-Deno.test("Client.call() waiting for a connection rejects with TimeoutError after its timeoutMs", async () => {
+Deno.test("Client.call() waiting for a connection rejects with TimeoutError after its timeoutMs, on its clock", async () => {
+  const clock = new FakeClock();
   await using servers = new RestartableServer();
-  await using client = clientOf(servers);
+  await using client = clientOf(servers, { clock });
   await client.opened();
   await servers.dropUnder(client);
-  await assert.rejects(client.call("echo", [], { timeoutMs: 20 }), (error: unknown) => {
+  const call = client.call("echo", [], { timeoutMs: 20 });
+  assert.equal(client.stats.waitingCalls, 1);
+  clock.advance(20); // before the retry, due at 100 ms
+  await assert.rejects(call, (error: unknown) => {
     assert.ok(error instanceof DOMException, String(error));
     assert.equal(error.name, "TimeoutError");
+    assert.equal(error.message, 'Call "echo" timed out after 20 ms');
     return true;
   });
   assert.equal(client.stats.waitingCalls, 0);
+  assert.equal(client.state, "reconnecting");
 });
 
 Deno.test("Client.call() waiting for a connection rejects with the signal's reason when aborted", async () => {

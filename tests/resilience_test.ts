@@ -157,47 +157,6 @@ function spySocket(socket: WebSocketLike, onSend: (frame: string) => void): WebS
   };
 }
 
-/**
- * Replaces the global setTimeout/clearTimeout while a synchronous-start test runs, tracking
- * the timers still pending (for in-memory tests where nothing else sets timers).
- */
-function trackTimers(): {
-  pending: () => number;
-  idle: () => Promise<void>;
-  restore: () => void;
-} {
-  const realSet = globalThis.setTimeout;
-  const realClear = globalThis.clearTimeout;
-  const live = new Set<unknown>();
-  let onIdle: (() => void) | undefined;
-  const check = () => {
-    if (live.size === 0) onIdle?.();
-  };
-  globalThis.setTimeout = ((fn: () => void, ms?: number) => {
-    const id: unknown = realSet(() => {
-      live.delete(id);
-      fn();
-      check();
-    }, ms);
-    live.add(id);
-    return id;
-  }) as typeof setTimeout;
-  globalThis.clearTimeout = ((id?: unknown) => {
-    live.delete(id);
-    realClear(id as Parameters<typeof clearTimeout>[0]);
-    check();
-  }) as typeof clearTimeout;
-  return {
-    pending: () => live.size,
-    idle: () =>
-      live.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => onIdle = resolve),
-    restore: () => {
-      globalThis.setTimeout = realSet;
-      globalThis.clearTimeout = realClear;
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Cancellation and timeouts
 
@@ -344,8 +303,8 @@ Deno.test("Client drops a connection whose peer stops answering its $/ping (clos
 });
 
 Deno.test("Client treats an error answer to $/ping as proof of liveness", async () => {
+  const clock = new FakeClock();
   const pingsPerSocket: number[] = [];
-  const fourPings = Promise.withResolvers<void>();
   const server = rawServer((socket) => {
     const index = pingsPerSocket.push(0) - 1;
     socket.addEventListener("message", (event) => {
@@ -354,13 +313,14 @@ Deno.test("Client treats an error answer to $/ping as proof of liveness", async 
       if (frame.method === "$/hello") {
         return socket.send(JSON.stringify({ id: frame.id, result: { version: 2, features: [] } }));
       }
-      if (frame.method === "$/ping" && ++pingsPerSocket[index] === 4) fourPings.resolve();
+      if (frame.method === "$/ping") pingsPerSocket[index]++;
       socket.send(JSON.stringify({ id: frame.id, error: `Unknown method "${frame.method}"` }));
     });
   });
   const client = new Client(server.url, {
     secret: SharedSecret.generate(),
     auth: "secret",
+    clock,
     heartbeat: { intervalMs: 20, timeoutMs: 1000 },
     logger: silent,
   });
@@ -368,49 +328,58 @@ Deno.test("Client treats an error answer to $/ping as proof of liveness", async 
   client.addEventListener("statechange", (event) => states.push(event.state));
   try {
     await client.opened();
-    await fourPings.promise;
+    for (let ping = 1; ping <= 4; ping++) {
+      clock.advance(20); // silent: a ping
+      // Answered in order: once this call's error came, so did the ping's.
+      await assert.rejects(client.call("other"), RemoteError);
+      assert.equal(pingsPerSocket[0], ping);
+      clock.advance(1000); // the error answers were frames: no close
+    }
     // Four pings on one socket: the error answers did not drop the connection.
     assert.deepEqual(pingsPerSocket, [4]);
     assert.equal(client.state, "open");
     assert.deepEqual(states, ["open"]);
-    await assert.rejects(client.call("other"), RemoteError);
   } finally {
     await client.close();
     await server.close();
   }
+  assert.deepEqual(clock.pending, [], "close() leaves no heartbeat timer");
 });
 
 Deno.test("Client keeps a connection to serveLocal open across heartbeats ($/ping answered null)", async () => {
-  const fivePings = Promise.withResolvers<void>();
+  const clock = new FakeClock();
   let pings = 0;
   let sockets = 0;
   const factory: WebSocketFactory = (url, init) => {
     sockets++;
     return spySocket(new NoDelayWebSocket(url, init), (frame) => {
-      if (frame.includes('"method":"$/ping"') && ++pings === 5) fivePings.resolve();
+      if (frame.includes('"method":"$/ping"')) pings++;
     });
   };
   const t = await setup({}, {
+    clock,
     heartbeat: { intervalMs: 10, timeoutMs: 1000 },
     webSocketFactory: factory,
   });
   const states: string[] = [];
-  t.client.addEventListener(
-    "statechange",
-    (event) => states.push(event.state),
-  );
+  t.client.addEventListener("statechange", (event) => states.push(event.state));
   try {
-    // A probe goes out only after the previous one was answered: five probes, four answers.
-    await fivePings.promise;
+    for (let beat = 1; beat <= 5; beat++) {
+      clock.advance(10); // silent: a ping
+      assert.equal(pings, beat);
+      assert.deepEqual(await t.client.call("echo", [beat]), [beat]); // after the ping's answer
+      clock.advance(1000); // frames came: no close
+    }
     assert.equal(sockets, 1);
     assert.deepEqual(states, []);
     assert.equal(t.client.state, "open");
   } finally {
     await t.dispose();
   }
+  assert.deepEqual(clock.pending, [], "close() leaves no heartbeat timer");
 });
 
-Deno.test("Client schedules its $/ping every heartbeat.intervalMs on its clock", async () => {
+Deno.test("Client sends $/ping only after heartbeat.intervalMs of silence, on its clock", async () => {
   const clock = new FakeClock();
   let pings = 0;
   const t = await setup({}, {
@@ -423,14 +392,21 @@ Deno.test("Client schedules its $/ping every heartbeat.intervalMs on its clock",
   });
   try {
     assert.deepEqual(clock.pending, [{ due: 777, delay: 777 }]);
-    for (let beat = 1; beat <= 3; beat++) {
+    // Busy: every look finds a frame, so no ping goes out.
+    for (let look = 1; look <= 3; look++) {
+      assert.deepEqual(await t.client.call("echo", [look]), [look]);
       clock.runNext();
-      assert.equal(pings, beat);
-      // The ping's answer comes before this call's: by then the next probe is scheduled.
-      assert.deepEqual(await t.client.call("echo", [beat]), [beat]);
-      assert.deepEqual(clock.pending, [{ due: 777 * (beat + 1), delay: 777 }]);
+      assert.equal(pings, 0);
+      assert.deepEqual(clock.pending, [{ due: 777 * (look + 1), delay: 777 }]);
     }
+    // Quiet for a whole interval: a ping, and the next look waits timeoutMs for any frame.
+    clock.runNext();
+    assert.equal(pings, 1);
+    assert.deepEqual(clock.pending, [{ due: 777 * 4 + 5000, delay: 5000 }]);
+    assert.deepEqual(await t.client.call("echo", ["after"]), ["after"]);
+    clock.runNext(); // frames came: the connection stays, the next look is an interval away
     assert.equal(t.client.state, "open");
+    assert.deepEqual(clock.pending, [{ due: 777 * 5 + 5000, delay: 777 }]);
   } finally {
     await t.dispose();
   }
@@ -677,63 +653,61 @@ Deno.test("Peer closes with 1008 when the other side keeps sending requests but 
   assert.deepEqual(transport.sent, [], "nothing was written while the buffer was full");
 });
 
-Deno.test("Peer.close() with frames queued sends nothing more and its drain loop stops", async () => {
-  const timers = trackTimers();
-  try {
-    const transport = new ControlledTransport();
-    transport.bufferedAmount = 1_000;
-    const peer = new Peer(transport, { highWaterMarkBytes: 10, logger: silent });
-    peer.notify("queued");
-    assert.equal(peer.stats.queuedFrames, 1);
-    peer.close(1000, "done");
-    assert.equal(peer.stats.queuedFrames, 0);
-    transport.bufferedAmount = 0; // the socket would accept frames again
-    await timers.idle();
-    assert.deepEqual(transport.sent, []);
-    assert.equal(timers.pending(), 0);
-  } finally {
-    timers.restore();
-  }
+Deno.test("Peer.close() with frames queued sends nothing more and its drain loop stops", () => {
+  const clock = new FakeClock();
+  const transport = new ControlledTransport();
+  transport.bufferedAmount = 1_000;
+  const peer = new Peer(transport, { highWaterMarkBytes: 10, logger: silent, clock });
+  peer.notify("queued");
+  assert.equal(peer.stats.queuedFrames, 1);
+  assert.equal(clock.pending.length, 1, "the drain poll");
+  peer.close(1000, "done");
+  assert.equal(peer.stats.queuedFrames, 0);
+  assert.deepEqual(clock.pending, [], "close() stops the drain poll");
+  transport.bufferedAmount = 0; // the socket would accept frames again
+  clock.advance(60_000);
+  assert.deepEqual(transport.sent, []);
 });
 
 Deno.test("Peer clears a call's timer when it settles, times out, is aborted or the peer closes", async () => {
-  const timers = trackTimers();
-  try {
-    const transport = new ControlledTransport();
-    const peer = new Peer(transport, { logger: silent });
-    const reply = (id: number) => transport.receive(`{"id":${id},"result":"ok"}`);
-    // The other side says hello, so $/cancel may be sent to it.
-    transport.receive('{"id":"h","method":"$/hello","params":{"version":2}}');
-    transport.sent.length = 0;
-    // Settled by a reply.
-    const answered = peer.call("a", [], { timeoutMs: 60_000 });
-    assert.equal(timers.pending(), 1);
-    reply(0);
-    assert.equal(await answered, "ok");
-    assert.equal(timers.pending(), 0);
-    // Aborted.
-    const controller = new AbortController();
-    const aborted = peer.call("b", [], { timeoutMs: 60_000, signal: controller.signal });
-    controller.abort(new Error("stop"));
-    await assert.rejects(aborted, /stop/);
-    assert.equal(timers.pending(), 0);
-    assert.deepEqual(methods(transport.sent), ["a", "b", "$/cancel"]);
-    assert.deepEqual(JSON.parse(transport.sent[2]).params, [1]);
-    // Timed out.
-    await assert.rejects(peer.call("c", [], { timeoutMs: 1 }), { name: "TimeoutError" });
-    assert.equal(timers.pending(), 0);
-    assert.deepEqual(JSON.parse(transport.sent.at(-1)!).params, [2]);
-    // Closed while pending.
-    const closing = peer.call("d", [], { timeoutMs: 60_000 });
-    peer.close(1000, "done");
-    await assert.rejects(closing, DisconnectedError);
-    assert.equal(timers.pending(), 0);
-    assert.equal(peer.stats.pendingCalls, 0);
-    // A late reply to a settled call is dropped, not delivered.
-    reply(1);
-  } finally {
-    timers.restore();
-  }
+  const clock = new FakeClock();
+  const transport = new ControlledTransport();
+  const peer = new Peer(transport, { logger: silent, clock });
+  const reply = (id: number) => transport.receive(`{"id":${id},"result":"ok"}`);
+  // The other side says hello, so $/cancel may be sent to it.
+  transport.receive('{"id":"h","method":"$/hello","params":{"version":2}}');
+  transport.sent.length = 0;
+  // Settled by a reply.
+  const answered = peer.call("a", [], { timeoutMs: 60_000 });
+  assert.deepEqual(clock.pending, [{ due: 60_000, delay: 60_000 }]);
+  reply(0);
+  assert.equal(await answered, "ok");
+  assert.deepEqual(clock.pending, []);
+  // Aborted.
+  const controller = new AbortController();
+  const aborted = peer.call("b", [], { timeoutMs: 60_000, signal: controller.signal });
+  controller.abort(new Error("stop"));
+  await assert.rejects(aborted, /stop/);
+  assert.deepEqual(clock.pending, []);
+  assert.deepEqual(methods(transport.sent), ["a", "b", "$/cancel"]);
+  assert.deepEqual(JSON.parse(transport.sent[2]).params, [1]);
+  // Timed out, on the peer's clock.
+  const timedOut = peer.call("c", [], { timeoutMs: 1 });
+  assert.deepEqual(clock.runNext(), { due: 1, delay: 1 });
+  await assert.rejects(timedOut, {
+    name: "TimeoutError",
+    message: 'Call "c" timed out after 1 ms',
+  });
+  assert.deepEqual(clock.pending, []);
+  assert.deepEqual(JSON.parse(transport.sent.at(-1)!).params, [2]);
+  // Closed while pending.
+  const closing = peer.call("d", [], { timeoutMs: 60_000 });
+  peer.close(1000, "done");
+  await assert.rejects(closing, DisconnectedError);
+  assert.deepEqual(clock.pending, []);
+  assert.equal(peer.stats.pendingCalls, 0);
+  // A late reply to a settled call is dropped, not delivered.
+  reply(1);
 });
 
 Deno.test("Client over a real socket queues frames behind a large send until bufferedAmount drains", async () => {

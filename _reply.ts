@@ -1,0 +1,112 @@
+/**
+ * What a peer writes back (internal): a handler's reply kept within the message limit, the
+ * texts of the peer's own error replies (their stable codes are read from these words, see
+ * `errorCodeOf`), and the UTF-8 size check both directions use. Runs in Deno, browsers and Node
+ * (no `Deno.*` here).
+ *
+ * @module
+ */
+
+import { encodeFailure, encodeSuccess, type RequestId } from "./envelope.ts";
+import { logSafe } from "./log.ts";
+import { HELLO_METHOD } from "./_reserved.ts";
+
+/**
+ * The reply frame to a finished handler: its result, or its error's message. A result that
+ * cannot be encoded, or whose frame is over `maxBytes`, is replaced by an error saying so.
+ *
+ * @param id The request's id.
+ * @param method The request's method, for the replacement's text.
+ * @param ok Whether the handler returned rather than threw.
+ * @param value What it returned or threw.
+ * @param maxBytes The largest frame allowed, in UTF-8 bytes.
+ * @returns The frame text.
+ *
+ * @example A result over the limit becomes an error reply
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { replyFrame } from "./_reply.ts";
+ * assert.equal(replyFrame(1, "echo", true, "hi", 100), '{"id":1,"result":"hi"}');
+ * assert.equal(
+ *   replyFrame(1, "big", true, "x".repeat(100), 100),
+ *   '{"id":1,"error":"Cannot reply to \\"big\\": result over 100 bytes"}',
+ * );
+ * ```
+ */
+export function replyFrame(
+  id: RequestId,
+  method: string,
+  ok: boolean,
+  value: unknown,
+  maxBytes: number,
+): string {
+  let frame: string;
+  try {
+    frame = ok ? encodeSuccess(id, value) : encodeFailure(id, errorText(value));
+  } catch (error) {
+    frame = encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${errorText(error)}`);
+  }
+  if (tooBig(frame, maxBytes)) {
+    frame = encodeFailure(
+      id,
+      `Cannot reply to ${quoted(method)}: result over ${maxBytes} bytes`,
+    );
+  }
+  return frame;
+}
+
+/**
+ * The peer's own error replies, by condition; each text is what `errorCodeOf` reads its code
+ * from, so change them together.
+ */
+export const refusal = {
+  /** No handler is registered under the name. */
+  unknown: (method: string): string => `Unknown method ${quoted(method)}`,
+  /** `maxInFlight` handlers run already. */
+  overloaded: (method: string, maxInFlight: number): string =>
+    `Cannot run ${quoted(method)}: overloaded (${maxInFlight} requests in flight)`,
+  /** The peer drains before closing. */
+  draining: (method: string): string => `Cannot run ${quoted(method)}: peer is shutting down`,
+  /** A `$/hello` without a revision this peer can speak. */
+  hello: (): string => `Cannot accept "${HELLO_METHOD}": no version >= 2`,
+} as const;
+
+/**
+ * A method name the other side chose, fit for a reply or a log line: escaped, at most 100 chars.
+ *
+ * @param method The name as received.
+ * @returns It in double quotes.
+ */
+export function quoted(method: string): string {
+  return `"${logSafe(method, 100)}"`;
+}
+
+/**
+ * The text an error is reported with.
+ *
+ * @param error What was thrown.
+ * @returns Its message, or its string form.
+ */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Whether a text is over `max` UTF-8 bytes, without encoding it when its UTF-16 length already
+ * decides (at most 3 bytes a unit).
+ *
+ * @param text The frame.
+ * @param max The limit in bytes.
+ * @returns Whether it is over.
+ */
+export function tooBig(text: string, max: number): boolean {
+  if (text.length * 3 <= max) return false;
+  if (text.length > max) return true;
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    bytes += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3;
+    if (bytes > max) return true;
+  }
+  return false;
+}

@@ -1,0 +1,84 @@
+/**
+ * The reserved methods every Mist peer knows (internal; `peer.ts` re-exports the names):
+ * `$/ping`, `$/hello` and `$/cancel` (PROTOCOL.md §5), and how their params are read. Runs in
+ * Deno, browsers and Node (no `Deno.*` here).
+ *
+ * @module
+ */
+
+import { idKey, type Params } from "./envelope.ts";
+
+/** The reserved notification that cancels a request: params `[id]`. */
+export const CANCEL_METHOD = "$/cancel";
+/** The reserved request any Mist peer answers with `null`: a liveness probe. */
+export const PING_METHOD = "$/ping";
+/** The reserved request a client sends first to say what it speaks (PROTOCOL.md §5). */
+export const HELLO_METHOD = "$/hello";
+/** The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone. */
+export const PROTOCOL_REVISION = 2;
+
+/**
+ * What the other side declared in `$/hello`: from then on it answers requests, `$/ping` and
+ * `$/cancel`, and uses the optional features listed.
+ */
+export interface RemoteInfo {
+  /** Its protocol revision (2 or more). */
+  readonly version: number;
+  /** Optional features it supports beyond its revision. */
+  readonly features: readonly string[];
+}
+
+/** At most this many features are kept from a hello: the other side chose the list. */
+const MAX_FEATURES = 32;
+
+/**
+ * The params of this side's `$/hello`, or its answer to the other side's.
+ *
+ * @param extra Further members (a proof, PROTOCOL.md §1).
+ * @returns The revision and the features this side declares.
+ */
+export function helloParams(
+  extra: Readonly<Record<string, unknown>> = {},
+): Record<string, unknown> {
+  return { ...extra, version: PROTOCOL_REVISION, features: [] };
+}
+
+/**
+ * Reads a hello's params or reply: `{version >= 2, features?: string[]}`.
+ *
+ * @param value What the other side sent.
+ * @returns What it declared, or `undefined` when it is not a hello of revision 2 or more.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { helloParams, readHello } from "./_reserved.ts";
+ * assert.deepEqual(readHello(helloParams({ proof: "ab" })), { version: 2, features: [] });
+ * assert.equal(readHello({ version: 1 }), undefined); // the seed's format alone
+ * ```
+ */
+export function readHello(value: unknown): RemoteInfo | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const { version, features = [] } = value as { version?: unknown; features?: unknown };
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 2) return undefined;
+  const list = Array.isArray(features)
+    ? features.filter((f): f is string => typeof f === "string").slice(0, MAX_FEATURES)
+    : [];
+  return { version, features: list };
+}
+
+/**
+ * The running request a `$/cancel` names: its id as a number, or as a decimal string (ids above
+ * 2^53).
+ *
+ * @param params The notification's params.
+ * @returns The key of that request in the running map, or `undefined` when none is named.
+ */
+export function cancelTarget(params: Params): number | string | undefined {
+  const target = Array.isArray(params) ? params[0] : undefined;
+  if (typeof target === "number" && Number.isSafeInteger(target)) return target;
+  if (typeof target === "string" && /^(0|[1-9][0-9]{0,19})$/.test(target)) {
+    return idKey(BigInt(target));
+  }
+  return undefined;
+}
