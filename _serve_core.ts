@@ -78,8 +78,9 @@ export interface ServeLocalOptions<Local = Untyped, Remote = Untyped>
    */
   upgradeTimeoutMs?: number;
   /**
-   * Where the timers of the idle check, the upgrade deadline, the refusal log and the
-   * re-listen backoff come from. @default the global timers
+   * Where the timers of the idle check, the upgrade deadline, the refusal log, the re-listen
+   * backoff and the peers (call timeouts, drain, send queue) come from. @default the global
+   * timers
    */
   clock?: Clock;
   /**
@@ -219,7 +220,8 @@ export class ServeCore {
       1,
     );
     this.clock = options.clock ?? realClock;
-    this.#peerOptions = resolvePeerOptions<Untyped, Untyped>(options); // logger: safeLogger
+    // Its logger is safeLogger-wrapped; its peers run on the server's clock.
+    this.#peerOptions = resolvePeerOptions<Untyped, Untyped>({ ...options, clock: this.clock });
     this.logger = this.#peerOptions.logger;
     this.#policy = {
       secret: options.secret ?? null,
@@ -301,7 +303,7 @@ export class ServeCore {
     const idle = this.#idle;
     this.#slots.admit(socket, () => {
       const peer = accept(socket, plan, this.#peerOptions, (peer) => {
-        // The hello was a frame: count silence from here, so the first look may ping.
+        // The hello was a frame: count silence from here.
         if (!this.#stopping && plan.announced && !peer.closeInfo) idle?.watch(peer);
         this.#options.onConnection?.(peer);
       });
