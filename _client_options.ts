@@ -8,11 +8,10 @@
 
 import { checkInt } from "./_options.ts";
 import type { Clock } from "./clock.ts";
-import type { Untyped } from "./contract.ts";
-import { isNoDelaySupported, NoDelayWebSocket } from "./deno_socket.ts";
+import type { Contract } from "./contract.ts";
 import type { Logger } from "./log.ts";
 import { MAX_MESSAGE_BYTES_LIMIT, type PeerOptions, resolvePeerOptions } from "./_peer_options.ts";
-import { type ReconnectOptions, ReconnectPolicy } from "./_reconnect.ts";
+import { ReconnectPolicy } from "./_reconnect.ts";
 import type { SharedSecret } from "./secret.ts";
 import type { WebSocketLike } from "./transport.ts";
 
@@ -30,35 +29,17 @@ export const DEFAULT_MAX_QUEUED_NOTIFICATIONS = 256;
  */
 export const DEFAULT_CLIENT_MAX_MESSAGE_BYTES: number = MAX_MESSAGE_BYTES_LIMIT;
 
-/** Where to connect and with which secret; a provider returns one before every attempt. */
-export interface Endpoint {
-  /** A `ws:` URL, e.g. `ws://127.0.0.1:8080/`. */
-  readonly url: string;
-  /** The server's secret, or its 64-hex form. */
-  readonly secret: SharedSecret | string;
-}
-
-/** Called before every connection attempt, so a restarted peer's new port and secret are used. */
-export type EndpointProvider = () => Endpoint | Promise<Endpoint>;
-
 /**
- * The client's liveness probe, sent only to a server that answered `$/hello`: after `intervalMs`
- * without any frame from the server, a `$/ping` request; if then nothing at all arrives for
- * `timeoutMs`, the connection is dropped (close 4000) and reconnected. Any frame counts as
- * life, the probe's answer included, so a busy connection is never probed.
+ * Called before every connection attempt, so a restarted peer's new port and secret are used.
+ * Returns `url` (a `ws:` URL, e.g. `ws://127.0.0.1:8080/`) and `secret` (the server's secret, or
+ * its 64-hex form).
  */
-export interface HeartbeatOptions {
-  /**
-   * Silence before a probe. The connection is looked at every `intervalMs`, so a probe goes out
-   * after `intervalMs` to twice that of silence. @default {15000}
-   */
-  intervalMs?: number;
-  /** Further silence after a probe that drops the connection (close 4000). @default {10000} */
-  timeoutMs?: number;
-}
+export type EndpointProvider = () =>
+  | { readonly url: string; readonly secret: SharedSecret | string }
+  | Promise<{ readonly url: string; readonly secret: SharedSecret | string }>;
 
-/** How the secret travels: the `X-Land-Secret` header, or a `Sec-WebSocket-Protocol` entry. */
-export type SecretTransport = "header" | "protocol";
+/** What a provider returns. */
+export type Endpoint = Awaited<ReturnType<EndpointProvider>>;
 
 /**
  * How the client shows it knows the secret (PROTOCOL.md §1):
@@ -71,16 +52,8 @@ export type SecretTransport = "header" | "protocol";
  */
 export type AuthMode = "proof" | "secret" | "proof-then-secret";
 
-/**
- * Creates a socket; Mist passes either `headers` or `protocols`.
- */
-export type WebSocketFactory = (
-  url: string,
-  init: { headers?: Record<string, string>; protocols?: string[]; maxMessageBytes?: number },
-) => WebSocketLike;
-
 /** Options of a {@linkcode Client}; the peer options apply to each connection. */
-export interface ClientOptions<Local = Untyped, Remote = Untyped>
+export interface ClientOptions<Local = Contract, Remote = Contract>
   extends PeerOptions<Local, Remote> {
   /** The secret, when the endpoint is a URL. */
   secret?: SharedSecret | string;
@@ -95,14 +68,46 @@ export interface ClientOptions<Local = Untyped, Remote = Untyped>
    */
   secretInQuery?: boolean;
   /**
-   * How to present the secret. Browsers cannot set headers, so `"header"` is for Deno and Node.
+   * How to present the secret: the `X-Land-Secret` header, or a `Sec-WebSocket-Protocol` entry.
+   * Browsers cannot set headers, so `"header"` is for Deno and Node.
    * @default "header" in Deno and Node, "protocol" elsewhere
    */
-  secretVia?: SecretTransport;
-  /** Reconnect policy, or `false` to go dead on the first failure. @default {} */
-  reconnect?: ReconnectOptions | false;
-  /** Liveness probe, or `false` for none. @default {} */
-  heartbeat?: HeartbeatOptions | false;
+  secretVia?: "header" | "protocol";
+  /**
+   * The reconnect policy, or `false` to go dead on the first failure. Delays follow `delaysMs`,
+   * then `maxDelayMs` for every further attempt; `deadAfterMs` after the connection dropped
+   * without a new one, the channel is dead. @default {}
+   */
+  reconnect?: {
+    /** Delays before attempts 1, 2, … @default [100, 200, 400, 1000, 2000] */
+    delaysMs?: readonly number[];
+    /** Delay of every attempt past `delaysMs`. @default {5000} */
+    maxDelayMs?: number;
+    /** Give-up time, from the drop. @default {30000} */
+    deadAfterMs?: number;
+    /** Random extra up to this fraction of each delay (0 to 1). @default {0} */
+    jitter?: number;
+    /**
+     * A connection that closes sooner than this after opening does not reset the delays: a
+     * server that accepts and drops at once is retried ever more slowly. @default {5000}
+     */
+    stableAfterMs?: number;
+  } | false;
+  /**
+   * The liveness probe, or `false` for none. Sent only to a server that answered `$/hello`:
+   * after `intervalMs` without any frame from the server, a `$/ping` request; if then nothing
+   * at all arrives for `timeoutMs`, the connection is dropped (close 4000) and reconnected. Any
+   * frame counts as life, so a busy connection is never probed. @default {}
+   */
+  heartbeat?: {
+    /**
+     * Silence before a probe. The connection is looked at every `intervalMs`, so a probe goes
+     * out after `intervalMs` to twice that of silence. @default {15000}
+     */
+    intervalMs?: number;
+    /** Further silence after a probe that drops the connection (close 4000). @default {10000} */
+    timeoutMs?: number;
+  } | false;
   /** An attempt that has not opened by then fails. @default {5000} */
   connectTimeoutMs?: number;
   /** Reject calls made while not connected at once, instead of waiting. @default false */
@@ -113,7 +118,10 @@ export interface ClientOptions<Local = Untyped, Remote = Untyped>
    * Creates sockets. @default Mist's no-delay socket for `ws:` URLs on Deno and Node (20.16+), the
    * global `WebSocket` elsewhere
    */
-  webSocketFactory?: WebSocketFactory;
+  webSocketFactory?: (
+    url: string,
+    init: { headers?: Record<string, string>; protocols?: string[]; maxMessageBytes?: number },
+  ) => WebSocketLike;
   /**
    * Where the timers come from: backoff, give-up, connect timeout and heartbeat, and those of
    * each connection's peer (call timeouts, the send queue). Replaceable in tests.
@@ -121,6 +129,13 @@ export interface ClientOptions<Local = Untyped, Remote = Untyped>
    */
   clock?: Clock;
 }
+
+/** The liveness probe's options (internal name; the public type is `ClientOptions.heartbeat`). */
+export type HeartbeatOptions = Exclude<NonNullable<ClientOptions["heartbeat"]>, false>;
+/** How a socket is made (internal name; the public type is `ClientOptions.webSocketFactory`). */
+export type WebSocketFactory = NonNullable<ClientOptions["webSocketFactory"]>;
+/** How the secret travels (internal name). */
+export type SecretTransport = NonNullable<ClientOptions["secretVia"]>;
 
 /** Every client option with its value, validated; each connection's peer gets `peer`. */
 export interface ResolvedClientOptions<Local, Remote> {
@@ -185,7 +200,7 @@ export function resolveClientOptions<Local, Remote>(
     );
   }
   if (
-    !options.webSocketFactory && !isNoDelaySupported() &&
+    !options.webSocketFactory && !preset?.supported() &&
     typeof globalThis.WebSocket !== "function"
   ) {
     throw new TypeError(
@@ -235,10 +250,27 @@ function isServerRuntime(): boolean {
   return g.Deno !== undefined || typeof g.process?.versions?.node === "string";
 }
 
+/**
+ * The socket a runtime preset installs (`_socket/preset.ts`, imported by the Deno and Node entry
+ * points): Mist's no-delay socket. The browser build never imports it, so it is not bundled.
+ */
+let preset: { supported(): boolean; create: WebSocketFactory } | undefined;
+
+/**
+ * Installs the runtime preset's socket as the default for `ws:` URLs, where it is supported.
+ *
+ * @param socket Whether it can run here, and how it is made.
+ */
+export function installSocketPreset(
+  socket: { supported(): boolean; create: WebSocketFactory },
+): void {
+  preset = socket;
+}
+
 function defaultFactory(): WebSocketFactory {
-  if (isNoDelaySupported()) {
-    return (url, init) =>
-      url.startsWith("ws:") ? new NoDelayWebSocket(url, init) : nativeSocket(url, init);
+  if (preset?.supported()) {
+    const { create } = preset;
+    return (url, init) => url.startsWith("ws:") ? create(url, init) : nativeSocket(url, init);
   }
   return nativeSocket;
 }

@@ -8,7 +8,7 @@
 
 import { DisconnectedError } from "./errors.ts";
 import { Peer, type PeerOptions } from "./peer.ts";
-import type { Untyped } from "./contract.ts";
+import type { Contract } from "./contract.ts";
 import { SharedSecret } from "./secret.ts";
 import { PROTOCOL_VERSION, SECRET_HEADER, VERSION_HEADER } from "./auth.ts";
 import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
@@ -42,7 +42,7 @@ export interface Attempt {
 export async function dial(
   options: ResolvedClientOptions<unknown, unknown>,
   attempt: Attempt,
-): Promise<Peer<Untyped, Untyped>> {
+): Promise<Peer<Contract, Contract>> {
   const endpoint = await options.provider();
   if (!attempt.current()) throw new Error("Superseded");
   const secret = typeof endpoint.secret === "string"

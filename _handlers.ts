@@ -18,7 +18,7 @@ import { errorText, quoted } from "./_reply.ts";
 class Context<Remote> implements HandlerContext<Remote> {
   readonly peer: Caller<Remote>;
   readonly method: string;
-  readonly id: RequestId | null;
+  readonly #id: RequestId | null;
   #controller: AbortController | undefined;
   #reason: unknown;
   #aborted = false;
@@ -26,7 +26,13 @@ class Context<Remote> implements HandlerContext<Remote> {
   constructor(peer: Caller<Remote>, method: string, id: RequestId | null) {
     this.peer = peer;
     this.method = method;
-    this.id = id;
+    this.#id = id;
+  }
+
+  /** Another peer's id is given as its JSON text. */
+  get id(): number | bigint | string | null {
+    const id = this.#id;
+    return typeof id === "object" && id !== null ? id.text : id;
   }
 
   get signal(): AbortSignal {

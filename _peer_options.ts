@@ -7,7 +7,7 @@
 
 import { checkInt } from "./_options.ts";
 import { type Clock, realClock } from "./clock.ts";
-import type { Untyped } from "./contract.ts";
+import type { Contract } from "./contract.ts";
 import { consoleLogger, type Logger, safeLogger } from "./log.ts";
 import { HandlerRegistry } from "./registry.ts";
 
@@ -30,7 +30,7 @@ export const DEFAULT_HIGH_WATER_MARK_BYTES: number = 1024 * 1024;
  * const options: PeerOptions = { maxInFlight: 64, defaultTimeoutMs: 10_000 };
  * ```
  */
-export interface PeerOptions<Local = Untyped, Remote = Untyped> {
+export interface PeerOptions<Local = Contract, Remote = Contract> {
   /** Handlers for the other side's calls. @default an empty registry */
   registry?: HandlerRegistry<Local, Remote>;
   /**
@@ -93,7 +93,7 @@ export interface PeerOptions<Local = Untyped, Remote = Untyped> {
  * assert.throws(() => resolvePeerOptions({ maxInFlight: 0 }), RangeError);
  * ```
  */
-export function resolvePeerOptions<Local = Untyped, Remote = Untyped>(
+export function resolvePeerOptions<Local = Contract, Remote = Contract>(
   options: PeerOptions<Local, Remote>,
 ): Required<Omit<PeerOptions<Local, Remote>, "defaultTimeoutMs">> & {
   defaultTimeoutMs: number | undefined;

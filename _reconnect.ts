@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { ClientOptions } from "./_client_options.ts";
 import { checkInt } from "./_options.ts";
 
 /** The design note's reconnect delays, in ms; every later attempt waits `maxDelayMs`. */
@@ -17,25 +18,8 @@ export const DEFAULT_DEAD_AFTER_MS = 30_000;
 /** Default {@linkcode ReconnectOptions.stableAfterMs}. */
 export const DEFAULT_STABLE_AFTER_MS = 5000;
 
-/**
- * The reconnect policy. Delays follow `delaysMs`, then `maxDelayMs` for every further attempt;
- * `deadAfterMs` after the connection dropped without a new one, the channel is dead.
- */
-export interface ReconnectOptions {
-  /** Delays before attempts 1, 2, … @default [100, 200, 400, 1000, 2000] */
-  delaysMs?: readonly number[];
-  /** Delay of every attempt past `delaysMs`. @default {5000} */
-  maxDelayMs?: number;
-  /** Give-up time, from the drop. @default {30000} */
-  deadAfterMs?: number;
-  /** Random extra up to this fraction of each delay (0 to 1). @default {0} */
-  jitter?: number;
-  /**
-   * A connection that closes sooner than this after opening does not reset the delays: a
-   * server that accepts and drops at once is retried ever more slowly. @default {5000}
-   */
-  stableAfterMs?: number;
-}
+/** The reconnect policy's options: `ClientOptions.reconnect` (documented there). */
+export type ReconnectOptions = Exclude<NonNullable<ClientOptions["reconnect"]>, false>;
 
 /**
  * {@linkcode ReconnectOptions} validated, with their defaults. The client counts the retries;

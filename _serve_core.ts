@@ -17,7 +17,7 @@ import { IdleWatch } from "./idle_watch.ts";
 import type { Logger } from "./log.ts";
 import { type Peer, type PeerOptions, resolvePeerOptions } from "./peer.ts";
 import type { SharedSecret } from "./secret.ts";
-import type { Untyped } from "./contract.ts";
+import type { Contract } from "./contract.ts";
 import type { WebSocketLike } from "./transport.ts";
 
 /** Default {@linkcode ServeLocalOptions.hostname}. */
@@ -42,7 +42,7 @@ export const SHUTDOWN_MARGIN_MS = 1000;
  * @typeParam Local The contract the server serves (its registry's).
  * @typeParam Remote The contract of its clients, for calling them back.
  */
-export interface ServeLocalOptions<Local = Untyped, Remote = Untyped>
+export interface ServeLocalOptions<Local = Contract, Remote = Contract>
   extends PeerOptions<Local, Remote> {
   /** The per-spawn secret clients must present. Required unless `insecureNoSecret`. */
   secret?: SharedSecret;
@@ -170,7 +170,7 @@ export class ServeCore {
   readonly #options: ServeLocalOptions;
   readonly #idleMs: number;
   readonly #graceMs: number;
-  readonly #peerOptions: ReturnType<typeof resolvePeerOptions<Untyped, Untyped>>;
+  readonly #peerOptions: ReturnType<typeof resolvePeerOptions<Contract, Contract>>;
   readonly #policy: AuthPolicy;
   readonly #slots: ConnectionSlots;
   readonly #peers = new Set<Peer>();
@@ -221,7 +221,7 @@ export class ServeCore {
     );
     this.clock = options.clock ?? realClock;
     // Its logger is safeLogger-wrapped; its peers run on the server's clock.
-    this.#peerOptions = resolvePeerOptions<Untyped, Untyped>({ ...options, clock: this.clock });
+    this.#peerOptions = resolvePeerOptions<Contract, Contract>({ ...options, clock: this.clock });
     this.logger = this.#peerOptions.logger;
     this.#policy = {
       secret: options.secret ?? null,

@@ -9,13 +9,13 @@
 import type { Params } from "./envelope.ts";
 import { LimitError } from "./errors.ts";
 import type { Clock } from "./clock.ts";
-import type { Untyped } from "./contract.ts";
+import type { Contract } from "./contract.ts";
 import type { Logger } from "./log.ts";
 import type { CallOptions, Peer } from "./peer.ts";
 import { checkInt } from "./_options.ts";
 import { Deadline } from "./_deadline.ts";
 
-type AnyPeer = Peer<Untyped, Untyped>;
+type AnyPeer = Peer<Contract, Contract>;
 
 interface Waiter {
   readonly method: string | undefined;

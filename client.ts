@@ -1,7 +1,8 @@
 /**
  * The dialling side: connects, presents the secret, reconnects with the design note's backoff,
  * and hands each socket to a {@linkcode Peer}. Runs in Deno, browsers and Node: no `Deno.*`
- * here (on Deno and Node it picks the no-delay socket of `deno_socket.ts` at run time).
+ * here. On Deno and Node the entry points (`mod.ts`, `server_node.ts`) install Mist's no-delay
+ * socket as the default (`_socket/preset.ts`); the browser build does not carry it.
  *
  * @example Calling the local runner
  * ```ts ignore
@@ -19,7 +20,7 @@ import type { Params } from "./envelope.ts";
 import type { Logger } from "./log.ts";
 import type { Caller, CallOptions, Peer } from "./peer.ts";
 import type { HandlerRegistry } from "./registry.ts";
-import type { CallArgs, MethodName, NotifyArgs, ResultOf, Untyped } from "./contract.ts";
+import type { CallArgs, Contract, NotifyArgs, ResultOf } from "./contract.ts";
 import type { WebSocketLike } from "./transport.ts";
 import {
   type ClientOptions,
@@ -114,7 +115,7 @@ export class StateChangeEvent extends Event {
  * await client.close();
  * ```
  */
-export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
+export class Client<Remote = Contract, Local = Contract> extends EventTarget
   implements Caller<Remote>, AsyncDisposable {
   #options: ResolvedClientOptions<Local, Remote>;
   #clock: Clock;
@@ -272,7 +273,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
    * @throws {LimitError} `too-many-pending` or `message-too-big`.
    * @throws {DOMException} `TimeoutError`, or the aborted signal's reason.
    */
-  call<M extends MethodName<Remote>>(
+  call<M extends keyof Remote & string>(
     method: M,
     ...args: CallArgs<Remote, M, CallOptions>
   ): Promise<ResultOf<Remote, M>>;
@@ -307,7 +308,7 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
    * @throws {ChannelDeadError} The channel is dead (as `call()` rejects then).
    * @throws {LimitError} `message-too-big`, or `overloaded` when the socket does not drain.
    */
-  notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
+  notify<M extends keyof Remote & string>(method: M, ...args: NotifyArgs<Remote, M>): void;
   notify(method: string, params: unknown = []): void {
     if (this.#state === "open" && !this.#peer!.closeInfo) {
       return this.#peer!.notify(method, params as Params);
@@ -481,4 +482,4 @@ export class Client<Remote = Untyped, Local = Untyped> extends EventTarget
 }
 
 /** The client's peers, untyped inside (the contract types only its public surface). */
-type AnyPeer = Peer<Untyped, Untyped>;
+type AnyPeer = Peer<Contract, Contract>;

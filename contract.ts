@@ -8,15 +8,16 @@
  *
  * @example A contract written as a type
  * ```ts
- * import type { Contract } from "./contract.ts";
+ * import type { ParamsOf, ResultOf } from "./contract.ts";
  *
  * interface ServerApi {
  *   add: { params: [a: number, b: number]; result: number };
  *   "doc.open": { params: { uri: string }; result: { text: string } };
  *   log: { params: [line: string]; result: void };
  * }
- * const checked: Contract<ServerApi> = {} as ServerApi;
- * console.log(typeof checked);
+ * const params: ParamsOf<ServerApi, "add"> = [1, 2];
+ * const result: ResultOf<ServerApi, "doc.open"> = { text: "" };
+ * console.log(params, result);
  * ```
  *
  * @module
@@ -24,32 +25,19 @@
 
 import type { Params } from "./envelope.ts";
 
-/** One method of a contract: the params it takes (an array or an object) and its result. */
-export interface MethodSpec {
-  /** Positional (a tuple type) or by-name (an object type) parameters. */
-  readonly params: Params;
-  /** What the method returns (`void` for a notification target). */
-  readonly result: unknown;
-}
-
 /**
- * A contract: every method maps to a {@linkcode MethodSpec}. Use it as a constraint:
- * `Contract<MyApi>` is `MyApi` when it is a valid contract.
- *
- * @typeParam T The map of method names to specs.
+ * A contract: a map from method name to `{ params, result }` — `params` a tuple type
+ * (positional) or an object type (by name), `result` what the method returns. This interface is
+ * the shape, and also the contract of an untyped side: any method, params of either form,
+ * result `unknown`. Contracts are written as interfaces or type aliases of that shape.
  */
-export type Contract<T = Untyped> = { [K in keyof T]: MethodSpec };
-
-/** The contract of an untyped side: any method, params and result `unknown`. */
-export interface Untyped {
+export interface Contract {
+  /** A method: its params (an array or an object) and its result. */
   [method: string]: { params: Params; result: unknown };
 }
 
-/** Whether `T` is the untyped contract (any string names a method). */
+/** Whether `T` is untyped (any string names a method). */
 type IsUntyped<T> = string extends keyof T ? true : false;
-
-/** The method names of a contract. */
-export type MethodName<T> = keyof T & string;
 
 /** The params type of method `M` of contract `T`. */
 export type ParamsOf<T, M extends keyof T> = T[M] extends { params: infer P } ? P : Params;
@@ -76,25 +64,17 @@ export type NotifyArgs<T, M extends keyof T> = [] extends ParamsOf<T, M> ? [para
 /**
  * The params a handler of method `M` receives: the contract's, or, on an untyped side,
  * positional `unknown[]` (a handler that takes by-name params says so with a contract, or by
- * checking `Array.isArray`).
+ * checking `Array.isArray`). Internal: spelled out where it is used.
  */
 export type HandlerParams<T, M extends keyof T> = IsUntyped<T> extends true ? unknown[]
   : ParamsOf<T, M>;
 
-/** What a handler of method `M` may return: its result, or a promise of it. */
+/** What a handler of method `M` may return: its result, or a promise of it. Internal. */
 export type HandlerResult<T, M extends keyof T> = IsUntyped<T> extends true ? unknown
   : ResultOf<T, M> | PromiseLike<ResultOf<T, M>>;
 
 // ---------------------------------------------------------------------------------------------
 // Standard Schema (the interface zod 4, valibot 1 and arktype 2 implement), in our own terms
-
-/** One problem a schema found: a message, and where (a path of keys or indices). */
-export interface SchemaIssue {
-  /** What is wrong. */
-  readonly message: string;
-  /** Where, from the root: keys and indices, or segments that carry a `key`. */
-  readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
-}
 
 /**
  * A validator in the Standard Schema form: `schema["~standard"].validate(value)` returns (or
@@ -114,10 +94,24 @@ export interface StandardSchema<Output = unknown> {
       value: unknown,
     ) =>
       | { readonly value: Output; readonly issues?: undefined }
-      | { readonly issues: ReadonlyArray<SchemaIssue> }
+      | {
+        readonly issues: ReadonlyArray<
+          {
+            readonly message: string;
+            readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
+          }
+        >;
+      }
       | Promise<
         | { readonly value: Output; readonly issues?: undefined }
-        | { readonly issues: ReadonlyArray<SchemaIssue> }
+        | {
+          readonly issues: ReadonlyArray<
+            {
+              readonly message: string;
+              readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }>;
+            }
+          >;
+        }
       >;
     /** Types for inference only. */
     readonly types?: { readonly input: unknown; readonly output: Output };
@@ -132,9 +126,6 @@ export type SchemaMap = {
   };
 };
 
-/** The output type of a schema. */
-type OutputOf<S> = S extends StandardSchema<infer O> ? O : unknown;
-
 /**
  * The contract a schema map describes, so one definition gives both the types and the checks.
  *
@@ -145,9 +136,16 @@ type OutputOf<S> = S extends StandardSchema<infer O> ? O : unknown;
  * type Api = InferContract<typeof schemas>; // { add: { params: [number, number]; result: number } }
  * ```
  */
-export type InferContract<S extends SchemaMap> = {
+export type InferContract<
+  S extends {
+    readonly [method: string]: {
+      readonly params: StandardSchema<Params>;
+      readonly result?: StandardSchema;
+    };
+  },
+> = {
   -readonly [M in keyof S]: {
-    params: OutputOf<S[M]["params"]>;
-    result: S[M] extends { result: StandardSchema } ? OutputOf<S[M]["result"]> : unknown;
+    params: S[M]["params"] extends StandardSchema<infer P> ? P : Params;
+    result: S[M] extends { result: StandardSchema<infer R> } ? R : unknown;
   };
 };

@@ -213,7 +213,7 @@ export type LimitCode = "message-too-big" | "too-many-pending" | "overloaded";
  */
 export class LimitError extends RangeError {
   /** Which limit. */
-  readonly code: LimitCode;
+  readonly code: "message-too-big" | "too-many-pending" | "overloaded";
   /** The close code the connection was closed with, if it was. */
   readonly closeCode: number | undefined;
 
@@ -224,7 +224,11 @@ export class LimitError extends RangeError {
    * @param message What happened, in "Cannot <action>: <state>" form.
    * @param closeCode The close code, if the connection was closed.
    */
-  constructor(code: LimitCode, message: string, closeCode?: number) {
+  constructor(
+    code: "message-too-big" | "too-many-pending" | "overloaded",
+    message: string,
+    closeCode?: number,
+  ) {
     super(message);
     this.name = "LimitError";
     this.code = code;

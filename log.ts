@@ -70,7 +70,7 @@ export const DEFAULT_LOG_LEVEL: LogLevel = "warn";
  * ```
  */
 export function consoleLogger(
-  level: LogLevel = DEFAULT_LOG_LEVEL,
+  level: "debug" | "info" | "warn" | "error" | "silent" = DEFAULT_LOG_LEVEL,
   write: (line: string) => void = (line) => console.error(line),
 ): Logger {
   if (!Object.hasOwn(RANK, level)) { // not `in`: "toString" is in every object

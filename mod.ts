@@ -1,18 +1,23 @@
 /**
  * Mist: local-first JSON-RPC over one WebSocket on 127.0.0.1, with a per-spawn shared secret,
- * calls in both directions, and a client that survives the other side restarting.
+ * calls in both directions, and a client that survives the other side restarting. This entry
+ * point is the Deno preset: its `serveLocal` runs on `Deno.serve`, and its `Client` uses Mist's
+ * no-delay socket. The browser and Node builds are made from `client.ts` and `server_node.ts`.
  *
- * @example A server and a client
+ * @example A typed server and client
  * ```ts
  * import assert from "node:assert/strict";
  * import { Client, HandlerRegistry, serveLocal, SharedSecret } from "./mod.ts";
  *
+ * interface Api {
+ *   greet: { params: [name: string]; result: string };
+ * }
  * const secret = SharedSecret.generate();
  * const server = serveLocal({
  *   secret,
- *   registry: new HandlerRegistry().register("greet", ([name]) => `Hello, ${name}`),
+ *   registry: new HandlerRegistry<Api>().register("greet", ([name]) => `Hello, ${name}`),
  * });
- * const client = new Client(server.url, { secret, heartbeat: false });
+ * const client = new Client<Api>(server.url, { secret, heartbeat: false });
  * assert.equal(await client.call("greet", ["Sky"]), "Hello, Sky");
  * await client.close();
  * await server.shutdown();
@@ -21,14 +26,7 @@
  * @module
  */
 
-export * from "./auth.ts";
-export * from "./client.ts";
-export * from "./clock.ts";
-export * from "./envelope.ts";
-export * from "./errors.ts";
-export * from "./log.ts";
-export * from "./peer.ts";
-export * from "./registry.ts";
-export * from "./secret.ts";
-export * from "./server.ts";
-export * from "./transport.ts";
+import "./_socket/preset.ts"; // Deno: the client's no-delay socket
+
+export * from "./_api.ts";
+export { serveLocal } from "./server.ts";

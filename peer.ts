@@ -24,7 +24,7 @@ import {
 } from "./envelope.ts";
 import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "./errors.ts";
 import type { Logger } from "./log.ts";
-import type { CallArgs, MethodName, NotifyArgs, ResultOf, Untyped } from "./contract.ts";
+import type { CallArgs, Contract, NotifyArgs, ResultOf } from "./contract.ts";
 import type { HandlerRegistry } from "./registry.ts";
 import { checkCall, checkSize, PendingCalls } from "./_calls.ts";
 import { RunningHandlers } from "./_handlers.ts";
@@ -84,14 +84,14 @@ export interface CallOptions {
  * }
  * ```
  */
-export interface Caller<Remote = Untyped> {
+export interface Caller<Remote = Contract> {
   /** Calls a method and waits for its result. */
-  call<M extends MethodName<Remote>>(
+  call<M extends keyof Remote & string>(
     method: M,
     ...args: CallArgs<Remote, M, CallOptions>
   ): Promise<ResultOf<Remote, M>>;
   /** Sends a notification; no reply will come. */
-  notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
+  notify<M extends keyof Remote & string>(method: M, ...args: NotifyArgs<Remote, M>): void;
 }
 
 /**
@@ -121,13 +121,8 @@ export interface PeerStats {
   readonly receivedFrames: number;
 }
 
-/** How a peer's connection ended. */
-export interface CloseInfo {
-  /** The WebSocket close code. */
-  readonly code: number;
-  /** The close reason. */
-  readonly reason: string;
-}
+/** How a peer's connection ended: the WebSocket close code and reason (internal name). */
+type CloseInfo = { readonly code: number; readonly reason: string };
 
 /**
  * One end of a connection. Both `Client` and the server build one per socket, so calls flow
@@ -165,7 +160,7 @@ export interface CloseInfo {
  * assert.deepEqual(await server.closed, { code: 1000, reason: "done" });
  * ```
  */
-export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, Disposable {
+export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>, Disposable {
   #transport: Transport;
   #registry: HandlerRegistry<Local, Remote>;
   #logger: Logger;
@@ -184,7 +179,7 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   #remote: RemoteInfo | undefined;
 
   /** Resolves once, when the connection has closed (either side, any reason). */
-  readonly closed: Promise<CloseInfo>;
+  readonly closed: Promise<{ readonly code: number; readonly reason: string }>;
 
   /**
    * Creates the instance.
@@ -238,7 +233,7 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   }
 
   /** How the connection closed, or `undefined` while it is open. */
-  get closeInfo(): CloseInfo | undefined {
+  get closeInfo(): { readonly code: number; readonly reason: string } | undefined {
     return this.#closeInfo;
   }
 
@@ -246,7 +241,7 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
    * What the other side declared in `$/hello`, or `undefined` while it speaks only the seed's
    * format (it may not answer requests, `$/ping` or `$/cancel`).
    */
-  get remote(): RemoteInfo | undefined {
+  get remote(): { readonly version: number; readonly features: readonly string[] } | undefined {
     return this.#remote;
   }
 
@@ -263,7 +258,7 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
   async hello(
     extra: Readonly<Record<string, unknown>> = {},
     options: CallOptions = {},
-  ): Promise<RemoteInfo | undefined> {
+  ): Promise<{ readonly version: number; readonly features: readonly string[] } | undefined> {
     let result: unknown;
     try {
       result = await this.#call(HELLO_METHOD, helloParams(extra), options);
@@ -289,7 +284,7 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
    * @throws {DOMException} `TimeoutError` after `timeoutMs`; an aborted `signal`'s reason.
    * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
    */
-  call<M extends MethodName<Remote>>(
+  call<M extends keyof Remote & string>(
     method: M,
     ...args: CallArgs<Remote, M, CallOptions>
   ): Promise<ResultOf<Remote, M>>;
@@ -317,7 +312,7 @@ export class Peer<Remote = Untyped, Local = Untyped> implements Caller<Remote>, 
    * @throws {LimitError} `message-too-big`, or `overloaded` when the send queue is full.
    * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
    */
-  notify<M extends MethodName<Remote>>(method: M, ...args: NotifyArgs<Remote, M>): void;
+  notify<M extends keyof Remote & string>(method: M, ...args: NotifyArgs<Remote, M>): void;
   notify(method: string, params: unknown = []): void {
     if (this.#closeInfo) {
       throw new DisconnectedError(

@@ -6,16 +6,14 @@
  */
 
 import type {
-  HandlerParams,
-  HandlerResult,
-  MethodName,
-  SchemaIssue,
+  Contract,
+  InferContract,
+  ParamsOf,
+  ResultOf,
   SchemaMap,
   StandardSchema,
-  Untyped,
 } from "./contract.ts";
-import type { InferContract } from "./contract.ts";
-import type { Params, RequestId } from "./envelope.ts";
+import type { Params } from "./envelope.ts";
 import type { Caller } from "./peer.ts";
 
 /** Method names starting with this prefix are Mist's own (`$/cancel`, `$/ping`). */
@@ -34,15 +32,18 @@ export const RESERVED_PREFIX = "$/";
  * });
  * ```
  */
-export interface HandlerContext<Remote = Untyped> {
+export interface HandlerContext<Remote = Contract> {
   /** Fires when the caller cancels, the connection drops, or the server's grace period ends. */
   readonly signal: AbortSignal;
   /** The peer that called, to call it back over the same connection. */
   readonly peer: Caller<Remote>;
   /** The method's wire name (useful in a fallback). */
   readonly method: string;
-  /** The request id (another peer's may be a `ForeignId`), or `null` for a notification. */
-  readonly id: RequestId | null;
+  /**
+   * The request id, or `null` for a notification: a number (a `bigint` above 2^53), or, for an
+   * id another peer chose that is not a u64 (a string, a negative number…), its JSON text.
+   */
+  readonly id: number | bigint | string | null;
 }
 
 /**
@@ -54,23 +55,16 @@ export interface HandlerContext<Remote = Untyped> {
  * called both ways checks `Array.isArray(params)`.
  * @typeParam Remote The contract of the calling side.
  */
-export type HandlerFn<P extends Params = unknown[], Remote = Untyped> = (
+export type HandlerFn<P extends Params = unknown[], Remote = Contract> = (
   params: P,
   context: HandlerContext<Remote>,
 ) => unknown;
 
-/** Options of a {@linkcode HandlerRegistry}. */
-export interface HandlerRegistryOptions {
-  /**
-   * Standard Schema validators of some methods' params (zod, valibot, arktype…). A request or
-   * notification whose params fail is answered `Invalid params for "<method>": <path>: <issue>`
-   * and its handler never runs. @default none
-   */
-  readonly schemas?: SchemaMap;
-}
-
-/** Only an untyped registry may register a handler for any name with any params type. */
-type UntypedOnly<Local, Self> = string extends keyof Local ? Self : never;
+/** One issue a Standard Schema reported. */
+type Issue = StandardSchema extends {
+  "~standard": { validate(value: unknown): infer R };
+} ? Awaited<R> extends infer O ? O extends { issues: ReadonlyArray<infer I> } ? I : never : never
+  : never;
 
 /**
  * Maps wire names to handlers, with an optional fallback for unregistered names. With a
@@ -105,7 +99,7 @@ type UntypedOnly<Local, Self> = string extends keyof Local ? Self : never;
  * assert.throws(() => registry.register("sub", () => 0).register("$/x", () => 0), TypeError);
  * ```
  */
-export class HandlerRegistry<Local = Untyped, Remote = Untyped> {
+export class HandlerRegistry<Local = Contract, Remote = Contract> {
   #handlers = new Map<string, HandlerFn<Params, Remote>>();
   #fallback: HandlerFn<Params, Remote> | undefined;
   readonly #schemas: SchemaMap;
@@ -113,10 +107,21 @@ export class HandlerRegistry<Local = Untyped, Remote = Untyped> {
   /**
    * Creates an empty registry.
    *
-   * @param options Schemas that check incoming params.
+   * @param options `schemas`: Standard Schema validators of some methods' params (zod, valibot,
+   *   arktype…). A request or notification whose params fail is answered
+   *   `Invalid params for "<method>": <path>: <issue>` and its handler never runs.
    * @throws {TypeError} A schema that is not a Standard Schema.
    */
-  constructor(options: HandlerRegistryOptions = {}) {
+  constructor(
+    options: {
+      readonly schemas?: {
+        readonly [method: string]: {
+          readonly params: StandardSchema<Params>;
+          readonly result?: StandardSchema;
+        };
+      };
+    } = {},
+  ) {
     const schemas = options.schemas ?? {};
     for (const [method, spec] of Object.entries(schemas)) {
       if (typeof spec?.params?.["~standard"]?.validate !== "function") {
@@ -143,7 +148,14 @@ export class HandlerRegistry<Local = Untyped, Remote = Untyped> {
    * }).register("add", ([a, b]) => a + b); // a and b are numbers
    * ```
    */
-  static fromSchemas<S extends SchemaMap>(schemas: S): HandlerRegistry<InferContract<S>> {
+  static fromSchemas<
+    S extends {
+      readonly [method: string]: {
+        readonly params: StandardSchema<Params>;
+        readonly result?: StandardSchema;
+      };
+    },
+  >(schemas: S): HandlerRegistry<InferContract<S>> {
     return new HandlerRegistry<InferContract<S>>({ schemas });
   }
 
@@ -163,12 +175,13 @@ export class HandlerRegistry<Local = Untyped, Remote = Untyped> {
    * assert.throws(() => new HandlerRegistry().register("$/ping", () => null), TypeError);
    * ```
    */
-  register<M extends MethodName<Local>>(
+  register<M extends keyof Local & string>(
     method: M,
     handler: (
-      params: HandlerParams<Local, M>,
+      params: string extends keyof Local ? unknown[] : ParamsOf<Local, M>,
       context: HandlerContext<Remote>,
-    ) => HandlerResult<Local, M>,
+    ) => string extends keyof Local ? unknown
+      : ResultOf<Local, M> | PromiseLike<ResultOf<Local, M>>,
   ): this;
   /**
    * On an untyped registry: registers a handler that expects by-name params (`P` an object
@@ -180,7 +193,7 @@ export class HandlerRegistry<Local = Untyped, Remote = Untyped> {
    * @returns This registry, for chaining.
    */
   register<P extends Params>(
-    this: UntypedOnly<Local, this>,
+    this: string extends keyof Local ? this : never,
     method: string,
     handler: HandlerFn<P, Remote>,
   ): this;
@@ -287,7 +300,7 @@ function validated<Remote>(
 
 /** Params a schema refused; its message is what the caller gets. */
 class InvalidParams extends TypeError {
-  constructor(method: string, issues: ReadonlyArray<SchemaIssue>) {
+  constructor(method: string, issues: ReadonlyArray<Issue>) {
     const first = issues.slice(0, 3).map(describeIssue).join("; ");
     const more = issues.length > 3 ? `; and ${issues.length - 3} more` : "";
     super(`Invalid params for "${method}": ${first}${more}`);
@@ -296,7 +309,7 @@ class InvalidParams extends TypeError {
 }
 
 /** `[0].uri: Expected string`, or the message alone at the root. */
-function describeIssue(issue: SchemaIssue): string {
+function describeIssue(issue: Issue): string {
   const path = (issue.path ?? []).map((segment) => {
     const key = typeof segment === "object" && segment !== null && "key" in segment
       ? segment.key

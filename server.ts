@@ -17,7 +17,7 @@
 
 import { Listener } from "./_server_guard.ts";
 import { type LocalServer, ServeCore, type ServeLocalOptions } from "./_serve_core.ts";
-import type { Untyped } from "./contract.ts";
+import type { Contract } from "./contract.ts";
 
 export {
   DEFAULT_HOSTNAME,
@@ -62,7 +62,7 @@ export {
  * await server.shutdown();
  * ```
  */
-export function serveLocal<Local = Untyped, Remote = Untyped>(
+export function serveLocal<Local = Contract, Remote = Contract>(
   options: ServeLocalOptions<Local, Remote> = {},
 ): LocalServer {
   // Typed only at the surface: the core dispatches by name.

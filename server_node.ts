@@ -33,30 +33,12 @@ import {
   type ServeLocalOptions,
   SHUTDOWN_MARGIN_MS,
 } from "./_serve_core.ts";
-import type { Untyped } from "./contract.ts";
+import type { Contract } from "./contract.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./peer.ts";
 
-export {
-  DEFAULT_HOSTNAME,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_SHUTDOWN_GRACE_MS,
-  DEFAULT_UPGRADE_TIMEOUT_MS,
-  type LocalServer,
-  type ServeLocalOptions,
-  SHUTDOWN_MARGIN_MS,
-} from "./_serve_core.ts";
-// The rest of mod.ts, so that the Node bundle is the whole module with this face.
-export * from "./auth.ts";
-export * from "./client.ts";
-export * from "./clock.ts";
-export * from "./envelope.ts";
-export * from "./errors.ts";
-export * from "./log.ts";
-export * from "./peer.ts";
-export * from "./registry.ts";
-export * from "./secret.ts";
-export * from "./transport.ts";
+// The same public surface as mod.ts, with this face's serveLocal: the Node preset.
+import "./_socket/preset.ts"; // Node: the client's no-delay socket over node:net
+export * from "./_api.ts";
 
 /** A bad upgrade request: one `ws` refuses, or whose URL or headers cannot be read. */
 const BAD_UPGRADE = "Bad upgrade request";
@@ -90,7 +72,7 @@ const BAD_UPGRADE = "Bad upgrade request";
  * console.log(server.url); // ws://127.0.0.1:<port>/
  * ```
  */
-export async function serveLocal<Local = Untyped, Remote = Untyped>(
+export async function serveLocal<Local = Contract, Remote = Contract>(
   options: ServeLocalOptions<Local, Remote> = {},
 ): Promise<LocalServer> {
   // Typed only at the surface: the core dispatches by name.

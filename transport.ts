@@ -22,7 +22,7 @@ export type Frame = string | ArrayBuffer | Uint8Array;
  */
 export interface TransportSink {
   /** A frame arrived. */
-  frame(data: Frame): void;
+  frame(data: string | ArrayBuffer | Uint8Array): void;
   /** The transport closed, with the WebSocket close code and reason (1006 when abnormal). */
   closed(code: number, reason: string): void;
 }
@@ -82,7 +82,9 @@ export interface WebSocketLike {
   /** Registers a listener for `open`, `message`, `close` or `error`. */
   addEventListener(
     type: "open" | "message" | "close" | "error",
-    listener: (event: WebSocketLikeEvent) => void,
+    listener: (
+      event: { readonly data?: unknown; readonly code?: number; readonly reason?: string },
+    ) => void,
   ): void;
 }
 

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { NoDelayWebSocket } from "../deno_socket.ts";
+import { NoDelayWebSocket } from "../_socket/no_delay.ts";
 import type { WebSocketLike } from "../transport.ts";
 
 const server = Deno.serve(

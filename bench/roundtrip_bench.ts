@@ -11,7 +11,7 @@
 import { Client, HandlerRegistry, serveLocal, SharedSecret } from "../mod.ts";
 import { consoleLogger } from "../log.ts";
 import { PAYLOADS } from "./_payloads.ts";
-import { NoDelayWebSocket } from "../deno_socket.ts";
+import { NoDelayWebSocket } from "../_socket/no_delay.ts";
 import type { WebSocketLike } from "../transport.ts";
 
 const IN_FLIGHT = 64;

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import "../_socket/preset.ts"; // the Deno preset, as mod.ts has it: every test client uses it
 import type { Client, ClientState, StateChangeEvent } from "../client.ts";
 import { consoleLogger, type Logger } from "../log.ts";
 import type { Peer } from "../peer.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { NoDelayWebSocket, type NoDelayWebSocketOptions } from "../deno_socket.ts";
+import { NoDelayWebSocket, type NoDelayWebSocketOptions } from "../_socket/no_delay.ts";
 
 const encoder = new TextEncoder();
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"; // RFC 6455 §1.3

@@ -81,7 +81,7 @@ Deno.test("Typed contracts: calls, notifications, handlers and call-backs are ch
   }
 });
 
-Deno.test("Untyped sides keep today's signatures: any method, params and result unknown", async () => {
+Deno.test("Contract sides keep today's signatures: any method, params and result unknown", async () => {
   const secret = SharedSecret.generate();
   const registry = new HandlerRegistry()
     .register("echo", (params) => params)

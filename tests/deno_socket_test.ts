@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { isNoDelaySupported, NoDelayWebSocket } from "../deno_socket.ts";
+import { isNoDelaySupported, NoDelayWebSocket } from "../_socket/no_delay.ts";
 import type { WebSocketLikeEvent } from "../transport.ts";
 
 const encoder = new TextEncoder();

@@ -15,7 +15,7 @@ import {
   serverFrame,
   watch,
 } from "./_hostile_server.ts";
-import { validCloseCode } from "../ws_frame.ts";
+import { validCloseCode } from "../_socket/frame.ts";
 
 const encoder = new TextEncoder();
 const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });

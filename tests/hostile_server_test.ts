@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { MAX_FRAGMENTS, NoDelayWebSocket } from "../deno_socket.ts";
+import { MAX_FRAGMENTS, NoDelayWebSocket } from "../_socket/no_delay.ts";
 import {
   hostileServer,
   memoryInUse,

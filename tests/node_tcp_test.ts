@@ -1,5 +1,5 @@
 /**
- * Tests for `_node_tcp.ts`, the `node:net` adapter behind `NoDelayWebSocket` on Node. They run
+ * Tests for `_socket/node_tcp.ts`, the `node:net` adapter behind `NoDelayWebSocket` on Node. They run
  * it over Deno's `node:net` against `Deno.listen` servers on 127.0.0.1; `tests/node_test.ts`
  * runs it under Node itself, inside the bundled client.
  *
@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { connectNode, isNodeTcpSupported, type NodeNet } from "../_node_tcp.ts";
+import { connectNode, isNodeTcpSupported, type NodeNet } from "../_socket/node_tcp.ts";
 
 const nodeNet = net as unknown as NodeNet;
 const STEP_MS = 10_000;

@@ -19,7 +19,7 @@ import { HandlerRegistry } from "../registry.ts";
 import { SharedSecret } from "../secret.ts";
 import { type LocalServer, serveLocal, type ServeLocalOptions } from "../server.ts";
 import type { Transport, TransportSink, WebSocketLike } from "../transport.ts";
-import { NoDelayWebSocket } from "../deno_socket.ts";
+import { NoDelayWebSocket } from "../_socket/no_delay.ts";
 import { FakeClock } from "./_fake_clock.ts";
 import { nextState } from "./_helpers.ts";
 

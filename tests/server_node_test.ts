@@ -14,7 +14,7 @@ import { DisconnectedError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";
 import { SHUTDOWN_MARGIN_MS } from "../_serve_core.ts";
 import { PING_CLOSE_REASON } from "../_node_ws.ts";
-import { encodeFrame } from "../ws_frame.ts";
+import { encodeFrame } from "../_socket/frame.ts";
 import { deferred, quiet, rawUpgrade, within } from "./_helpers.ts";
 import { type NodeServer, startNodeServer } from "./fixtures/node_harness.ts";
 

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import "../_socket/preset.ts"; // the Deno preset
 import { Client } from "../client.ts";
 import { ChannelDeadError, DisconnectedError, RemoteError } from "../errors.ts";
 import { consoleLogger } from "../log.ts";

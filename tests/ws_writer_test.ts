@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { FrameWriter } from "../ws_writer.ts";
+import { FrameWriter } from "../_socket/writer.ts";
 
 interface Parsed {
   fin: boolean;

@@ -11,8 +11,9 @@
  * @module
  */
 
+import "../_socket/preset.ts"; // the Deno preset
 import { Client, type WebSocketFactory } from "../client.ts";
-import { NoDelayWebSocket } from "../deno_socket.ts";
+import { NoDelayWebSocket } from "../_socket/no_delay.ts";
 import { ChannelDeadError, RemoteError } from "../errors.ts";
 import { consoleLogger } from "../log.ts";
 import { PING_METHOD } from "../peer.ts";

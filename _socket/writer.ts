@@ -1,5 +1,5 @@
 /**
- * The outgoing side of `deno_socket.ts`: masked client frames (RFC 6455 §5.2, §5.3) queued in
+ * The outgoing side of `no_delay.ts`: masked client frames (RFC 6455 §5.2, §5.3) queued in
  * order, small ones encoded straight into a reused buffer so that a burst of calls becomes one
  * write with no allocation per frame, and at most one pong waiting, the answer to the latest
  * ping (§5.5.3). Pure; the socket owns the TCP writes.
@@ -7,7 +7,7 @@
  * @module
  */
 
-import { concat, encodeFrame, maskPayload, nextMask, REUSE_MAX, writeHead } from "./ws_frame.ts";
+import { concat, encodeFrame, maskPayload, nextMask, REUSE_MAX, writeHead } from "./frame.ts";
 
 /** Size of a pooled buffer; a run of small frames shares one until it is full or written. */
 const POOL = 64 * 1024;
@@ -30,7 +30,7 @@ const encoder = new TextEncoder();
  * @example Two frames, one write
  * ```ts
  * import assert from "node:assert/strict";
- * import { FrameWriter } from "./ws_writer.ts";
+ * import { FrameWriter } from "./writer.ts";
  * const writer = new FrameWriter();
  * writer.text("hello");
  * writer.text("world");

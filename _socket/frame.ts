@@ -1,6 +1,6 @@
 /**
  * RFC 6455 framing for a client: masked frames out (§5.2, §5.3), strict UTF-8 in (§8.1), close
- * codes (§7.4). Pure functions; used by `deno_socket.ts`.
+ * codes (§7.4). Pure functions; used by `no_delay.ts`.
  *
  * @module
  */
@@ -36,7 +36,7 @@ export function nextMask(buf: Uint8Array, at: number): void {
   buf.set(masks.subarray(maskAt, maskAt += 4), at);
 }
 
-/** Payloads up to this size reuse one buffer each way in `deno_socket.ts` (text only). */
+/** Payloads up to this size reuse one buffer each way in `no_delay.ts` (text only). */
 export const REUSE_MAX: number = 4 * 1024 * 1024;
 
 /** Bytes of a client frame's head for a payload of `length` bytes, mask key excluded (§5.2). */

@@ -1,6 +1,6 @@
 /**
  * The RFC 6455 opening handshake for a client (§4.1, §4.2.2): the request head, and the checks
- * of the server's response. Pure functions; used by `deno_socket.ts`.
+ * of the server's response. Pure functions; used by `no_delay.ts`.
  *
  * @module
  */

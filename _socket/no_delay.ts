@@ -1,7 +1,7 @@
 /**
  * A WebSocket client socket with Nagle's algorithm turned off, for Deno and Node. It opens its
  * TCP connection with `Deno.connect` where that exists, else with `node:net` through the
- * adapter in `_node_tcp.ts`, which fetches the module at connect time with
+ * adapter in `node_tcp.ts`, which fetches the module at connect time with
  * `process.getBuiltinModule`. Neither is imported: `Deno.connect` is found on `globalThis` and
  * typed here (`DenoNet` below), so this file also type-checks with a DOM-only lib, and the
  * client that imports it stays loadable in browsers, where it is never used
@@ -27,11 +27,11 @@
  *
  * @module
  */
-import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
-import { checkHandshake, handshakeRequest } from "./ws_handshake.ts";
-import { decodeText, REUSE_MAX, validCloseCode } from "./ws_frame.ts";
-import { FrameWriter } from "./ws_writer.ts";
-import { connectNode, type ConnectOptions, isNodeTcpSupported, type TcpConn } from "./_node_tcp.ts";
+import type { WebSocketLike, WebSocketLikeEvent } from "../transport.ts";
+import { checkHandshake, handshakeRequest } from "./handshake.ts";
+import { decodeText, REUSE_MAX, validCloseCode } from "./frame.ts";
+import { FrameWriter } from "./writer.ts";
+import { connectNode, type ConnectOptions, isNodeTcpSupported, type TcpConn } from "./node_tcp.ts";
 
 /** The part of Deno's TCP API used here. */
 interface DenoNet {
@@ -82,7 +82,7 @@ interface SocketEvent extends WebSocketLikeEvent {
  *
  * @example Offering a subprotocol and sending a credential
  * ```ts
- * import type { NoDelayWebSocketOptions } from "./deno_socket.ts";
+ * import type { NoDelayWebSocketOptions } from "./no_delay.ts";
  * const options: NoDelayWebSocketOptions = {
  *   headers: { "X-Land-Secret": "s3cret" },
  *   protocols: ["mist.v1"],
@@ -111,7 +111,7 @@ export interface NoDelayWebSocketOptions {
  *
  * @example Picking a socket at runtime
  * ```ts
- * import { isNoDelaySupported, NoDelayWebSocket } from "./deno_socket.ts";
+ * import { isNoDelaySupported, NoDelayWebSocket } from "./no_delay.ts";
  * const open = (url: string) =>
  *   isNoDelaySupported() && url.startsWith("ws:") ? new NoDelayWebSocket(url) : new WebSocket(url);
  * console.log(typeof open);
@@ -151,7 +151,7 @@ async function writeAll(conn: TcpConn, bytes: Uint8Array): Promise<void> {
  *
  * @example Calling after a notification without waiting for a delayed ACK
  * ```ts ignore
- * import { NoDelayWebSocket } from "./deno_socket.ts";
+ * import { NoDelayWebSocket } from "./no_delay.ts";
  * const socket = new NoDelayWebSocket("ws://127.0.0.1:8080/", { protocols: ["mist.v1"] });
  * socket.binaryType = "arraybuffer";
  * socket.addEventListener("open", () => {
