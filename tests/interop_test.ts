@@ -489,23 +489,24 @@ function checkServer(f: Findings, server: CellServer): void {
 /** Shared across cells: the bundle, the browser and the page's HTTP server, made on first use. */
 class Shared {
   #dist: string | undefined;
-  #bundle: Promise<string> | undefined;
+  #bundles: Promise<{ js: string; node: string }> | undefined;
   #browser: Promise<{ context: BrowserContext; profile: string }> | undefined;
   #http: Deno.HttpServer<Deno.NetAddr> | undefined;
   endpoint = { url: "", secret: "" };
 
-  bundle(): Promise<string> {
-    this.#bundle ??= (async () => {
+  /** The client bundles: `js` for the browser, `node` (with Mist's socket) for Node. */
+  bundles(): Promise<{ js: string; node: string }> {
+    this.#bundles ??= (async () => {
       this.#dist = await Deno.makeTempDir({ prefix: "mist-interop-dist-" });
-      return (await build(this.#dist)).js;
+      return await build(this.#dist);
     })();
-    return this.#bundle;
+    return this.#bundles;
   }
 
   /** The page's origin, serving the fixture page, the bundle, `/script.mjs` and `/endpoint`. */
   async origin(): Promise<string> {
     if (!this.#http) {
-      const bundle = await Deno.readTextFile(await this.bundle());
+      const bundle = await Deno.readTextFile((await this.bundles()).js);
       const page = await Deno.readTextFile(PAGE);
       const script = await Deno.readTextFile(SCRIPT_CORE);
       const js = { "content-type": "text/javascript", "cache-control": "no-store" };
@@ -587,7 +588,7 @@ const mistOnDeno: RunClient = async (_shared, server, steps, _f, options) => {
 
 const mistOnNode: RunClient = async (shared, server, steps, f, options) => {
   const run = await runMistNodeClient(
-    await shared.bundle(),
+    (await shared.bundles()).node,
     server.url,
     server.secretHex,
     steps,

@@ -44,7 +44,7 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
   const major = await nodeMajor();
   // No --experimental-websocket on Node 20: ws: URLs need no global WebSocket any more.
   const dist = await Deno.makeTempDir({ prefix: "mist-node-dist-" });
-  const bundle = (await build(dist)).js;
+  const bundle = (await build(dist)).node; // the Node bundle: Mist's socket over node:net
 
   let current = await startServer();
   let endpoint = { url: current.server.url, secret: current.secret.toHex() };

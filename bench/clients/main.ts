@@ -173,7 +173,7 @@ function table(rows: Row[]): string {
 }
 
 try {
-  const bundle = (await build(dist)).js;
+  const bundles = await build(dist);
   const rows: Row[] = [
     await attempt("deno, Mist's no-delay socket", PLAN.rounds, () => runDeno(false)),
     await attempt("deno, native WebSocket", NATIVE_PLAN.rounds, () => runDeno(true)),
@@ -181,17 +181,19 @@ try {
   let node = "node";
   try {
     node = `node ${await nodeVersion()}`;
-    rows.push(await attempt(node, PLAN.rounds, () => runNode(bundle, node.slice(5))));
+    rows.push(await attempt(node, PLAN.rounds, () => runNode(bundles.node, node.slice(5))));
   } catch {
     rows.push({ runtime: node, rounds: 0, outcome: { skipped: "node is not on PATH" } });
   }
   const haveChromium = await Deno.stat(CHROMIUM).then(() => true, () => false);
   rows.push(
-    haveChromium ? await attempt("chromium (headless)", PLAN.rounds, () => runChromium(bundle)) : {
-      runtime: "chromium",
-      rounds: 0,
-      outcome: { skipped: `no ${CHROMIUM} (sh tools/ensure_chromium.sh installs it)` },
-    },
+    haveChromium
+      ? await attempt("chromium (headless)", PLAN.rounds, () => runChromium(bundles.js))
+      : {
+        runtime: "chromium",
+        rounds: 0,
+        outcome: { skipped: `no ${CHROMIUM} (sh tools/ensure_chromium.sh installs it)` },
+      },
   );
   console.log(table(rows));
   console.log(
