@@ -21,7 +21,7 @@ import { FULL_PLAN, QUICK_PLAN } from "./plan.ts";
 import { renderMarkdown, renderText, type Report } from "./report.ts";
 import { type Attempt, runRounds } from "./rounds.ts";
 import { type Outcome, runStack } from "./runner.ts";
-import { bundleNodeStacks, ensureNodeModules } from "./setup.ts";
+import { buildMistPackage, bundleNodeStacks, ensureNodeModules } from "./setup.ts";
 import { FLOOR, type StackInfo, STACKS } from "./stacks.ts";
 
 /** bench/compare, where the stacks, package.json and node_modules are. */
@@ -72,6 +72,10 @@ async function main(options: Options): Promise<number> {
   await ensureNodeModules(DIR); // capnweb (on Deno) needs node_modules too.
   const nodeStacks = stacks.filter((stack) => stack.runtime === "node");
   if (machine.node !== undefined && nodeStacks.length > 0) await bundleNodeStacks(DIR, nodeStacks);
+  if (machine.node !== undefined && nodeStacks.some((stack) => stack.mistPackage)) {
+    const failed = await buildMistPackage(DIR);
+    if (failed) await writeStderr(`bench:compare: ${failed}; mist-node will be skipped\n`);
+  }
 
   const rounds = options.rounds ?? (options.quick ? 1 : DEFAULT_ROUNDS);
   const runEnd = started + limits.runMs;

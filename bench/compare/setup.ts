@@ -1,7 +1,8 @@
 /**
  * Gets the npm stacks ready: installs bench/compare/node_modules from the committed lock file
- * when it is missing or stale, and bundles each Node-side stack from TypeScript into one `.mjs`
- * file (Node 20 cannot run TypeScript), leaving its npm imports to node_modules.
+ * when it is missing or stale, bundles each Node-side stack from TypeScript into one `.mjs`
+ * file (Node 20 cannot run TypeScript), leaving its npm imports to node_modules, and builds
+ * Mist's npm package for the stacks that load it.
  *
  * @module
  */
@@ -56,6 +57,43 @@ export async function ensureNodeModules(dir: string): Promise<void> {
     "npm ci",
     INSTALL_TIMEOUT_MS,
   );
+}
+
+/** Where Mist's npm package is built for the stacks that load it, relative to bench/compare. */
+export const PACKAGE_DIR = `${BUILD_DIR}/npm`;
+
+/**
+ * Builds Mist's npm package (`tools/build_node.ts --npm`, what `deno task build:node` runs)
+ * into {@linkcode PACKAGE_DIR}, beside the bundles that load it: Node then resolves its `ws`
+ * from bench/compare/node_modules, as the other Node stacks do. When the build fails, an older
+ * package is removed, so the stacks that load it skip instead of measuring stale code.
+ *
+ * @returns Why the build failed, or `undefined` when it succeeded.
+ */
+export async function buildMistPackage(dir: string): Promise<string | undefined> {
+  const tool = decodeURIComponent(new URL("../../tools/build_node.ts", import.meta.url).pathname);
+  try {
+    await run(
+      Deno.execPath(),
+      [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-run",
+        tool,
+        "--npm",
+        "--quiet",
+        PACKAGE_DIR,
+      ],
+      dir,
+      "building Mist's npm package",
+      BUNDLE_TIMEOUT_MS,
+    );
+    return undefined;
+  } catch (error) {
+    await Deno.remove(`${dir}/${PACKAGE_DIR}`, { recursive: true }).catch(() => {});
+    return error instanceof Error ? error.message : String(error);
+  }
 }
 
 /** The bundle a Node stack runs from, relative to bench/compare. */

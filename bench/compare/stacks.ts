@@ -23,6 +23,8 @@ export interface StackInfo {
   readonly note: string;
   /** Smaller counts for a stack too slow for the plan's deadline; say so in `note`. */
   readonly shrink?: (plan: Plan) => Plan;
+  /** Loads Mist's npm package, which `setup.ts` builds into `.build/npm/` before the run. */
+  readonly mistPackage?: boolean;
 }
 
 /** The floor that every ratio is taken against; always run first. */
@@ -61,6 +63,15 @@ export const STACKS: readonly StackInfo[] = [
     entry: "stacks/mist_native_socket.ts",
     permissions: [...DENO_NET, "--allow-read"],
     note: "as mist, but the Client on Deno's native WebSocket (Nagle on): the RPC core alone",
+  },
+  {
+    name: "mist-node",
+    runtime: "node",
+    entry: "stacks/mist_node.ts",
+    permissions: [],
+    mistPackage: true,
+    note: "Mist's npm package on Node: its server entry (serveLocal on node:http and ws) and its " +
+      "client entry (Mist's no-delay socket over node:net)",
   },
   {
     name: "capnweb",
