@@ -133,6 +133,10 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
   #deadTimer: unknown;
   #waiting: Waiting;
   #generation = 0;
+  #resolveClosed!: () => void;
+
+  /** Resolves once, when the client has been closed for good (`close()` finished). */
+  readonly closed: Promise<void> = new Promise((resolve) => this.#resolveClosed = resolve);
 
   /**
    * Starts connecting at once.
@@ -352,16 +356,14 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
    * @returns When the socket has closed (or at once when there was none).
    */
   async close(): Promise<void> {
-    if (this.#state === "closed") return;
+    if (this.#state === "closed") return await this.closed;
     const peer = this.#peer;
     this.#abandonAttempt();
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("closed", this.#attempt);
     this.#waiting.fail(() => new ClosedError());
-    if (peer) {
-      peer.close(1000, "Client closed", (method) => new ClosedError(method));
-      await peer.closed;
-    }
+    if (peer) await peer.close(1000, "Client closed", (method) => new ClosedError(method));
+    this.#resolveClosed();
   }
 
   /** `await using client = new Client(…)` closes it. */

@@ -341,16 +341,20 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
    * @param reason Close reason. @default ""
    * @param errorFor The error each pending call rejects with, by method.
    * @default a {@linkcode DisconnectedError} with this code and reason
+   * @returns When closed (as `closed`); `Client.close()` and `LocalServer.shutdown()` are
+   *   awaited the same way.
    */
-  close(code = 1000, reason = "", errorFor?: (method: string) => Error): void {
-    if (this.#closeInfo) return;
-    this.#finish(code, reason, errorFor);
-    this.#transport.close(code, reason);
+  close(code = 1000, reason = "", errorFor?: (method: string) => Error): Promise<void> {
+    if (!this.#closeInfo) {
+      this.#finish(code, reason, errorFor);
+      this.#transport.close(code, reason);
+    }
+    return this.closed.then(() => {});
   }
 
   /** Closes with 1000, so `using peer = new Peer(…)` cleans up. */
   [Symbol.dispose](): void {
-    this.close();
+    void this.close();
   }
 
   /**
@@ -380,7 +384,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
       this.#logger.warn(
         `Closing connection: message over ${this.#maxMessageBytes} bytes (maxMessageBytes)`,
       );
-      return this.close(1009, "Message too big");
+      return void this.close(1009, "Message too big");
     }
     const decoded = decode(data);
     if (!decoded.ok) return this.#onInvalid(decoded.error);
@@ -432,7 +436,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
       if (queued >= this.#maxInFlight + this.#maxPending) {
         // The other side sends but does not read: stop before our buffers grow without bound.
         this.#logger.warn("Closing connection: peer does not read its replies");
-        return this.close(1008, "Peer does not read");
+        return void this.close(1008, "Peer does not read");
       }
       return this.#send(encodeFailure(id, refusal.overloaded(method, this.#maxInFlight)));
     }
