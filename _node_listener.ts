@@ -13,7 +13,8 @@
  * {@linkcode NodeListener} therefore handles "error" after listening as the Deno face handles a
  * failed accept loop: it reports it once per incident (an error line and `onListenError`),
  * closes that listening socket (which ends libuv's loop; accepted connections stay open), and
- * listens again on the same port after 100 ms, doubling to at most 5 s, until it can.
+ * listens again on the same port after 100 ms, doubling to at most 5 s, until it can (the state
+ * machine both faces share is `_relisten.ts`).
  *
  * @module
  */
@@ -22,8 +23,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Clock } from "./clock.ts";
-import { type Logger, RateLimitedLog } from "./log.ts";
-import { RELISTEN_FIRST_DELAY_MS, RELISTEN_MAX_DELAY_MS } from "./_server_guard.ts";
+import type { Logger } from "./log.ts";
+import { HandlerFailures, Relisten, waitAtMost } from "./_relisten.ts";
 
 /** What {@linkcode NodeListener} needs. */
 export interface NodeListenerOptions {
@@ -43,15 +44,11 @@ export interface NodeListenerOptions {
   onListenError?: (error: Error) => void;
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * `node:http` servers on one address and port that outlive a failed `accept`: see the module
- * documentation. Every accepted socket is tracked, whichever server accepted it, so `stop()`
- * can end them all. A handler that throws costs its connection (a 500 for a plain request);
- * its failures are logged at error level, rate-limited.
+ * documentation; {@linkcode Relisten} listens again. Every accepted socket is tracked, whichever
+ * server accepted it, so `stop()` can end them all. A handler that throws costs its connection
+ * (a 500 for a plain request; see {@linkcode HandlerFailures}).
  *
  * @example
  * ```ts ignore
@@ -63,24 +60,28 @@ function errorText(error: unknown): string {
 export class NodeListener {
   readonly #options: NodeListenerOptions;
   readonly #sockets = new Set<Socket>();
-  readonly #failures: RateLimitedLog;
+  readonly #failures: HandlerFailures;
+  readonly #relisten: Relisten;
   #port: number;
   #current: Server | undefined;
-  #retry: unknown;
-  #delayMs = RELISTEN_FIRST_DELAY_MS;
-  #attempts = 0;
-  #stopped = false;
-  /** A failure was reported and no new server has kept running since. */
-  #incident = false;
-  #healthy: unknown;
 
   private constructor(options: NodeListenerOptions) {
     this.#options = options;
     this.#port = options.port;
-    this.#failures = new RateLimitedLog((line) => options.logger.error(line), {
-      clock: options.clock,
-      summarize: (count, _counts, seconds) =>
-        `${count} more requests failed in the last ${seconds} s`,
+    this.#failures = new HandlerFailures(options.logger, options.clock);
+    const { hostname, clock, logger, onListenError } = options;
+    this.#relisten = new Relisten({
+      hostname,
+      port: () => this.#port,
+      listen: async () => {
+        const server = this.#create();
+        await this.#listen(server);
+        if (this.#relisten.stopped) return void server.close();
+        this.#current = server;
+      },
+      clock,
+      logger,
+      onListenError,
     });
   }
 
@@ -113,10 +114,7 @@ export class NodeListener {
    * @returns When closed or the bound passed.
    */
   async stop(timeoutMs: number): Promise<void> {
-    this.#stopped = true;
-    this.#options.clock.clearTimeout(this.#retry);
-    this.#options.clock.clearTimeout(this.#healthy);
-    this.#retry = this.#healthy = undefined;
+    this.#relisten.stop();
     this.#failures.flush();
     const server = this.#current;
     this.#current = undefined;
@@ -125,12 +123,7 @@ export class NodeListener {
       server.close(() => resolve());
     });
     for (const socket of this.#sockets) socket.destroy();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      closed,
-      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timer);
+    await waitAtMost(closed, timeoutMs);
   }
 
   #create(): Server {
@@ -138,13 +131,13 @@ export class NodeListener {
     // Node's defaults otherwise: Nagle off, 60 s for request headers, idle keep-alive 5 s.
     const server = createServer();
     server.on("connection", (socket: Socket) => {
-      if (this.#stopped) return void socket.destroy();
+      if (this.#relisten.stopped) return void socket.destroy();
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
     });
     server.on("request", (req: IncomingMessage, res: ServerResponse) => {
       request(req, res).catch((error) => {
-        this.#failed(error);
+        this.#failures.failed(error);
         if (res.headersSent) return void res.destroy();
         res.writeHead(500, { "content-type": "text/plain", connection: "close" })
           .end("Internal server error\n");
@@ -154,15 +147,11 @@ export class NodeListener {
       // Node removed its own listener: a reset while the upgrade is decided must not throw.
       socket.on("error", () => {});
       upgrade(req, socket, head).catch((error) => {
-        this.#failed(error);
+        this.#failures.failed(error);
         socket.destroy();
       });
     });
     return server;
-  }
-
-  #failed(error: unknown): void {
-    this.#failures.log("", `Request handler failed: ${errorText(error)}`);
   }
 
   /** Listens on the address (and the bound port once there is one); rejects on failure. */
@@ -182,58 +171,10 @@ export class NodeListener {
   }
 
   #lost(server: Server, error: Error): void {
-    if (this.#stopped || server !== this.#current) return;
+    if (this.#relisten.stopped || server !== this.#current) return;
     this.#current = undefined;
     // Stops libuv retrying `accept`; connections already accepted stay open.
     server.close();
-    this.#options.clock.clearTimeout(this.#healthy);
-    this.#healthy = undefined;
-    if (!this.#incident) this.#report(error);
-    this.#schedule();
-  }
-
-  #report(error: Error): void {
-    this.#incident = true;
-    this.#attempts = 0;
-    this.#delayMs = RELISTEN_FIRST_DELAY_MS;
-    const { hostname, logger, onListenError } = this.#options;
-    logger.error(
-      `Cannot accept connections on ${hostname}:${this.#port}: ${error.message}; ` +
-        `listening again with backoff (open connections stay open)`,
-    );
-    try {
-      onListenError?.(error);
-    } catch (thrown) {
-      logger.error(`onListenError threw: ${errorText(thrown)}`);
-    }
-  }
-
-  #schedule(): void {
-    const delayMs = this.#delayMs;
-    this.#delayMs = Math.min(this.#delayMs * 2, RELISTEN_MAX_DELAY_MS);
-    this.#retry = this.#options.clock.setTimeout(() => void this.#relisten(), delayMs);
-  }
-
-  async #relisten(): Promise<void> {
-    this.#retry = undefined;
-    if (this.#stopped) return;
-    this.#attempts++;
-    const server = this.#create();
-    try {
-      await this.#listen(server);
-    } catch {
-      return this.#schedule(); // still out of descriptors, or the port is taken: later
-    }
-    if (this.#stopped) return void server.close();
-    this.#current = server;
-    // Over once this server has kept accepting as long as the longest backoff step.
-    this.#healthy = this.#options.clock.setTimeout(() => {
-      this.#healthy = undefined;
-      this.#incident = false;
-    }, RELISTEN_MAX_DELAY_MS);
-    const tries = this.#attempts === 1 ? "1 attempt" : `${this.#attempts} attempts`;
-    this.#options.logger.info(
-      `Listening again on ${this.#options.hostname}:${this.#port} after ${tries}`,
-    );
+    this.#relisten.lost(error);
   }
 }

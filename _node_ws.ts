@@ -17,24 +17,14 @@ import type { Duplex } from "node:stream";
 import type { Clock } from "./clock.ts";
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
 
-/** The members of `ws`'s `WebSocket` (server side) used here. */
-export interface WsSocket {
-  /** 0 connecting, 1 open, 2 closing, 3 closed. */
-  readonly readyState: number;
-  /** Bytes queued and not yet written. */
-  readonly bufferedAmount: number;
-  /** The selected subprotocol, or `""`. */
-  readonly protocol: string;
-  /** `"nodebuffer"` by default; `"arraybuffer"` gives binary messages as `ArrayBuffer`. */
-  binaryType: string;
-  /** Queues a frame. */
-  send(data: string | ArrayBuffer | Uint8Array): void;
-  /** Starts the closing handshake; throws for a code a server may not send. */
-  close(code?: number, reason?: string): void;
+/**
+ * The members of `ws`'s `WebSocket` (server side) used here: the WHATWG subset Mist reads of
+ * any socket (`ws` implements it, "open" aside: see {@linkcode NodeSocket}), plus ping frames
+ * and its EventEmitter listeners. Its `close` throws for a code a server may not send.
+ */
+export interface WsSocket extends WebSocketLike {
   /** Sends a ping frame; throws while connecting. */
   ping(): void;
-  /** WHATWG-style listeners: event objects with `data`, `code`, `reason`. */
-  addEventListener(type: string, listener: (event: WebSocketLikeEvent) => void): void;
   /** EventEmitter listeners: "pong", "message", "close", "error". */
   on(event: string, listener: (...args: unknown[]) => void): void;
 }

@@ -146,6 +146,14 @@ export type Decision =
     readonly pingTimeoutMs: number;
   };
 
+/** What {@linkcode ServeCore.serving} needs of a face's listener. */
+export interface FaceListener {
+  /** The bound port. */
+  readonly port: number;
+  /** Stops listening and drops the connections left, within `timeoutMs`. */
+  stop(timeoutMs: number): Promise<void>;
+}
+
 /**
  * Everything of a server but listening and upgrading.
  *
@@ -161,6 +169,8 @@ export type Decision =
 export class ServeCore {
   /** The address to bind (checked: loopback unless allowed). */
   readonly hostname: string;
+  /** `hostname` as a URL writes it (an IPv6 address in brackets). */
+  readonly host: string;
   /** The port asked for (0: any). */
   readonly port: number;
   /** The options' clock, or the global timers. */
@@ -198,6 +208,7 @@ export class ServeCore {
       throw new TypeError("Cannot serve: no secret (pass one, or set insecureNoSecret explicitly)");
     }
     this.hostname = hostname;
+    this.host = hostname.includes(":") ? `[${hostname}]` : hostname;
     this.port = checkInt("port", options.port, 0, 0, 65535);
     this.#options = options;
     this.#idleMs = checkInt("idleTimeoutMs", options.idleTimeoutMs, DEFAULT_IDLE_TIMEOUT_MS, 0);
@@ -316,6 +327,39 @@ export class ServeCore {
         this.logger.info(`Connection ${id} closed (${code})`);
       });
     });
+  }
+
+  /**
+   * The running server a face returns, once its listener listens: `shutdown()` runs
+   * {@linkcode ServeCore.shutdown} with the listener's stop, and so does the options' `signal`
+   * aborting (at once when it is aborted already).
+   *
+   * @param listener The face's listener: the bound port, and its bounded stop.
+   * @param beforeShutdown What the face stops first on each `shutdown()` call (Node's pings).
+   * @returns The server.
+   */
+  serving(listener: FaceListener, beforeShutdown?: () => void): LocalServer {
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => finish = resolve);
+    const shutdown = (): Promise<void> => {
+      beforeShutdown?.();
+      return this.shutdown((timeoutMs) => listener.stop(timeoutMs)).then(finish);
+    };
+    const signal = this.#options.signal;
+    if (signal?.aborted) void shutdown();
+    else signal?.addEventListener("abort", () => void shutdown(), { once: true });
+    const slots = this.#slots;
+    return {
+      url: `ws://${this.host}:${listener.port}/`,
+      hostname: this.hostname,
+      port: listener.port,
+      get connections() {
+        return slots.size;
+      },
+      shutdown,
+      finished,
+      [Symbol.asyncDispose]: shutdown,
+    };
   }
 
   /**

@@ -8,7 +8,7 @@
  *   stays CONNECTING for good), so counting it until "close" leaked the slot forever.
  * - {@linkcode Listener}: `Deno.serve` whose accept loop may fail (at the file descriptor limit
  *   it rejects `finished` and stops listening) and is then started again on the same port with
- *   backoff, existing connections untouched; and whose stop is bounded, since
+ *   backoff (`_relisten.ts`), existing connections untouched; and whose stop is bounded, since
  *   `HttpServer.shutdown()` never resolves while such a reset upgrade is pending.
  *
  * @module
@@ -17,11 +17,7 @@
 import type { Clock } from "./clock.ts";
 import { type Logger, RateLimitedLog } from "./log.ts";
 import type { WebSocketLike } from "./transport.ts";
-
-/** First delay before listening again after the accept loop failed; doubles on each failure. */
-export const RELISTEN_FIRST_DELAY_MS = 100;
-/** Longest delay between two attempts to listen again. */
-export const RELISTEN_MAX_DELAY_MS = 5000;
+import { HandlerFailures, Relisten, waitAtMost } from "./_relisten.ts";
 
 /** Refusals logged one by one per interval; the rest are summed up in one line per interval. */
 export const REFUSAL_LOG_BURST = 10;
@@ -144,10 +140,6 @@ export class ConnectionSlots {
   }
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 function closeQuietly(socket: WebSocketLike, code: number, reason: string): void {
   try {
     socket.close(code, reason);
@@ -205,15 +197,10 @@ interface Instance {
 /**
  * `Deno.serve` that outlives a failed accept loop. When `finished` settles while the listener
  * is not being stopped (at the file descriptor limit Deno rejects it with "Too many open files"
- * and closes the listening socket), the failure is reported once (an error line and
- * `onListenError`), and listening on the same address and port is tried again after 100 ms,
- * then doubling to at most 5 s, until it succeeds or `stop()` is called. Connections already
- * accepted, upgraded or not, stay open: the failed server is left alone, never shut down.
- *
- * The incident lasts until a new server has kept accepting for {@linkcode RELISTEN_MAX_DELAY_MS}:
- * a server that listens again but fails at once (the descriptors are still taken) does not
- * report a new incident or restart the backoff, so a lasting exhaustion costs one error line.
- * A handler that throws gets a 500; its failures are logged at error level, rate-limited.
+ * and closes the listening socket), {@linkcode Relisten} reports it once per incident and
+ * serves again on the same address and port with backoff, until it can or `stop()` is called.
+ * Connections already accepted, upgraded or not, stay open: the failed server is left alone,
+ * never shut down. A handler that throws gets a 500 (see {@linkcode HandlerFailures}).
  *
  * @example
  * ```ts ignore
@@ -226,16 +213,9 @@ export class Listener {
   readonly #options: ListenerOptions;
   /** The bound port (the real one when 0 was asked). */
   readonly port: number;
+  readonly #relisten: Relisten;
+  readonly #failures: HandlerFailures;
   #current: Instance | undefined;
-  #retry: unknown;
-  #delayMs = RELISTEN_FIRST_DELAY_MS;
-  #attempts = 0;
-  #stopped = false;
-  /** A failure was reported and no new server has kept running since. */
-  #incident = false;
-  #healthy: unknown;
-  /** Handler failures: Deno's default would print a stack trace per request, unbounded. */
-  readonly #failures: RateLimitedLog;
 
   /**
    * Starts listening.
@@ -245,10 +225,18 @@ export class Listener {
    */
   constructor(options: ListenerOptions) {
     this.#options = options;
-    this.#failures = new RateLimitedLog((line) => options.logger.error(line), {
-      clock: options.clock,
-      summarize: (count, _counts, seconds) =>
-        `${count} more requests failed in the last ${seconds} s`,
+    this.#failures = new HandlerFailures(options.logger, options.clock);
+    const { hostname, clock, logger, onListenError } = options;
+    this.#relisten = new Relisten({
+      hostname,
+      port: () => this.port,
+      // Synchronous: Deno.serve throws when it cannot listen.
+      listen: () => {
+        this.#current = this.#serve(this.port);
+      },
+      clock,
+      logger,
+      onListenError,
     });
     this.#current = this.#serve(options.port);
     this.port = this.#current.server.addr.port;
@@ -263,28 +251,20 @@ export class Listener {
    * @returns When the server finished or the bound passed.
    */
   async stop(timeoutMs: number): Promise<void> {
-    this.#stopped = true;
-    this.#options.clock.clearTimeout(this.#retry);
-    this.#options.clock.clearTimeout(this.#healthy);
-    this.#retry = this.#healthy = undefined;
+    this.#relisten.stop();
     this.#failures.flush();
     const instance = this.#current;
     this.#current = undefined;
     // Never abort a server whose loop ended: Deno's abort listener would throw BadResource.
     if (!instance?.running) return;
     instance.controller.abort();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      instance.server.finished.catch(() => {}),
-      new Promise<void>((resolve) => timer = setTimeout(resolve, timeoutMs)),
-    ]);
-    clearTimeout(timer);
+    await waitAtMost(instance.server.finished, timeoutMs);
   }
 
   #serve(port: number): Instance {
     const { hostname, handler } = this.#options;
     const onError = (error: unknown): Response => {
-      this.#failures.log("", `Request handler failed: ${errorText(error)}`);
+      this.#failures.failed(error);
       return new Response("Internal server error\n", {
         status: 500,
         headers: { "content-type": "text/plain", connection: "close" },
@@ -305,54 +285,8 @@ export class Listener {
 
   #lost(instance: Instance, error: unknown): void {
     instance.running = false;
-    if (this.#stopped || instance !== this.#current) return;
+    if (this.#relisten.stopped || instance !== this.#current) return;
     this.#current = undefined;
-    this.#options.clock.clearTimeout(this.#healthy);
-    this.#healthy = undefined;
-    if (!this.#incident) this.#report(error);
-    this.#schedule();
-  }
-
-  #report(error: unknown): void {
-    this.#incident = true;
-    this.#attempts = 0;
-    this.#delayMs = RELISTEN_FIRST_DELAY_MS;
-    const reason = error instanceof Error ? error : new Error(String(error));
-    const { hostname, logger, onListenError } = this.#options;
-    logger.error(
-      `Cannot accept connections on ${hostname}:${this.port}: ${reason.message}; ` +
-        `listening again with backoff (open connections stay open)`,
-    );
-    try {
-      onListenError?.(reason);
-    } catch (thrown) {
-      logger.error(`onListenError threw: ${errorText(thrown)}`);
-    }
-  }
-
-  #schedule(): void {
-    const delayMs = this.#delayMs;
-    this.#delayMs = Math.min(this.#delayMs * 2, RELISTEN_MAX_DELAY_MS);
-    this.#retry = this.#options.clock.setTimeout(() => this.#relisten(), delayMs);
-  }
-
-  #relisten(): void {
-    this.#retry = undefined;
-    if (this.#stopped) return;
-    this.#attempts++;
-    try {
-      this.#current = this.#serve(this.port);
-    } catch {
-      return this.#schedule(); // still out of descriptors, or the port is taken: later
-    }
-    // Over once this server has kept accepting as long as the longest backoff step.
-    this.#healthy = this.#options.clock.setTimeout(() => {
-      this.#healthy = undefined;
-      this.#incident = false;
-    }, RELISTEN_MAX_DELAY_MS);
-    const tries = this.#attempts === 1 ? "1 attempt" : `${this.#attempts} attempts`;
-    this.#options.logger.info(
-      `Listening again on ${this.#options.hostname}:${this.port} after ${tries}`,
-    );
+    this.#relisten.lost(error);
   }
 }

@@ -67,8 +67,6 @@ export function serveLocal<Local = Contract, Remote = Contract>(
 ): LocalServer {
   // Typed only at the surface: the core dispatches by name.
   const core = new ServeCore(options as unknown as ServeLocalOptions);
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => finish = resolve);
 
   const handler = async (
     request: Request,
@@ -103,22 +101,7 @@ export function serveLocal<Local = Contract, Remote = Contract>(
     onListenError: options.onListenError,
   });
 
-  const shutdown = (): Promise<void> =>
-    core.shutdown((timeoutMs) => listener.stop(timeoutMs)).then(finish);
-  options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
-
-  const host = core.hostname.includes(":") ? `[${core.hostname}]` : core.hostname;
-  return {
-    url: `ws://${host}:${listener.port}/`,
-    hostname: core.hostname,
-    port: listener.port,
-    get connections() {
-      return core.connections;
-    },
-    shutdown,
-    finished,
-    [Symbol.asyncDispose]: shutdown,
-  };
+  return core.serving(listener);
 }
 
 /** A refusal, with `Connection: close`: a refused client cannot keep the connection idle. */

@@ -77,9 +77,6 @@ export async function serveLocal<Local = Contract, Remote = Contract>(
 ): Promise<LocalServer> {
   // Typed only at the surface: the core dispatches by name.
   const core = new ServeCore(options as unknown as ServeLocalOptions);
-  const host = core.hostname.includes(":") ? `[${core.hostname}]` : core.hostname;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => finish = resolve);
   /** The subprotocol decided for each request `handleUpgrade` is about to complete. */
   const selected = new WeakMap<IncomingMessage, string | undefined>();
   let pings: PingWatch | undefined;
@@ -102,7 +99,7 @@ export async function serveLocal<Local = Contract, Remote = Contract>(
     refuse(socket, 400, BAD_UPGRADE);
   });
 
-  const base = (): string => `http://${host}:${listener.port}`;
+  const base = (): string => `http://${core.host}:${listener.port}`;
 
   const upgrade = async (request: IncomingMessage, socket: Duplex, head: Uint8Array) => {
     const from = addressOf(request); // read now: the socket may be gone after the await
@@ -158,24 +155,7 @@ export async function serveLocal<Local = Contract, Remote = Contract>(
     onListenError: options.onListenError,
   });
 
-  const shutdown = (): Promise<void> => {
-    pings?.stop();
-    return core.shutdown((timeoutMs) => listener.stop(timeoutMs)).then(finish);
-  };
-  if (options.signal?.aborted) void shutdown();
-  else options.signal?.addEventListener("abort", () => void shutdown(), { once: true });
-
-  return {
-    url: `ws://${host}:${listener.port}/`,
-    hostname: core.hostname,
-    port: listener.port,
-    get connections() {
-      return core.connections;
-    },
-    shutdown,
-    finished,
-    [Symbol.asyncDispose]: shutdown,
-  };
+  return core.serving(listener, () => pings?.stop());
 }
 
 /** The request as the core reads it (URL and headers), or `undefined` when it cannot be. */

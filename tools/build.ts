@@ -83,7 +83,7 @@ export async function build(
   try {
     // The browser bundle: the public surface alone.
     await Deno.writeTextFile(`${work}/browser.ts`, api);
-    await bundle(["--output", `${work}/browser.js`, `${work}/browser.ts`]);
+    await denoBundle(["--output", `${work}/browser.js`, `${work}/browser.ts`], "browser");
     const js = await Deno.readTextFile(`${work}/browser.js`);
     const nodeImport = NODE_IMPORT.exec(js);
     if (nodeImport) {
@@ -98,7 +98,7 @@ export async function build(
       `${work}/node.ts`,
       `import ${JSON.stringify(moduleUrl(SOCKET_PRESET))};\n${api}`,
     );
-    await bundle(["--output", `${work}/node.js`, `${work}/node.ts`]);
+    await denoBundle(["--output", `${work}/node.js`, `${work}/node.ts`], "browser");
     const nodeJs = await Deno.readTextFile(`${work}/node.js`);
     await Deno.writeTextFile(
       `${work}/mist_client_node.js`,
@@ -187,7 +187,7 @@ export async function emitDeclarations(
     }
     const emitted = `${work}/out`;
     // npm packages stay imports: only their types matter here.
-    await bundle([
+    await denoBundle([
       "--declaration",
       ...NPM_IMPORTS.flatMap((name) => ["--external", name]),
       "--outdir",
@@ -360,7 +360,20 @@ function normalize(path: string): string {
   return parts.join("/");
 }
 
-async function bundle(args: string[], platform: "browser" | "deno" = "browser"): Promise<void> {
+/**
+ * Runs `deno bundle` as ESM with the project's `deno.json`; `tools/build_node.ts` bundles with
+ * it too.
+ *
+ * @param args The rest of its arguments: outputs, externals, entries.
+ * @param platform What the bundle runs on.
+ * @param what What is bundled, for the error's message.
+ * @throws {Error} `deno bundle` failed: its output is in the message.
+ */
+export async function denoBundle(
+  args: readonly string[],
+  platform: "browser" | "deno" | "node",
+  what?: string,
+): Promise<void> {
   const { success, stdout, stderr } = await new Deno.Command(DENO, {
     args: [
       "bundle",
@@ -379,7 +392,8 @@ async function bundle(args: string[], platform: "browser" | "deno" = "browser"):
   if (!success) {
     const text = new TextDecoder();
     throw new Error(
-      `Cannot bundle: deno bundle failed\n${text.decode(stdout)}${text.decode(stderr)}`,
+      `Cannot bundle${what ? ` ${what}` : ""}: deno bundle failed\n` +
+        `${text.decode(stdout)}${text.decode(stderr)}`,
     );
   }
 }
@@ -388,7 +402,13 @@ function moduleUrl(name: string): string {
   return new URL(name, ROOT).href;
 }
 
-function toPath(path: string | URL): string {
+/**
+ * A file path: a URL's, or a path's relative to the working directory; no trailing slash.
+ *
+ * @param path A `file:` URL, or a path.
+ * @returns The absolute path.
+ */
+export function toPath(path: string | URL): string {
   const url = path instanceof URL ? path : new URL(path, `file://${Deno.cwd()}/`);
   return decodeURIComponent(url.pathname).replace(/\/$/, "");
 }

@@ -26,10 +26,9 @@
  * @module
  */
 
-import { build, CLIENT_API, SOCKET_PRESET, walk } from "./build.ts";
+import { build, CLIENT_API, denoBundle, SOCKET_PRESET, toPath, walk } from "./build.ts";
 
 const ROOT = new URL("../", import.meta.url);
-const DENO = Deno.execPath();
 
 /** The files built by default: output name → entry module, relative to the project root. */
 export const NODE_ENTRIES: Readonly<Record<string, string>> = {
@@ -216,14 +215,18 @@ async function bundleNodeEntries(dir: string): Promise<void> {
     `import ${url(SOCKET_PRESET)};\nexport * from ${url(CLIENT_API)};\n`,
   );
   await Deno.writeTextFile(`${entries}/server.ts`, `export * from ${url("server_node.ts")};\n`);
-  await denoBundle([
-    "--code-splitting",
-    ...NODE_EXTERNALS.flatMap((name) => ["--external", name]),
-    "--outdir",
-    `${dir}/node`,
-    `${entries}/client.ts`,
-    `${entries}/server.ts`,
-  ], "the Node entries");
+  await denoBundle(
+    [
+      "--code-splitting",
+      ...NODE_EXTERNALS.flatMap((name) => ["--external", name]),
+      "--outdir",
+      `${dir}/node`,
+      `${entries}/client.ts`,
+      `${entries}/server.ts`,
+    ],
+    "node",
+    "the Node entries",
+  );
   await Deno.remove(entries, { recursive: true });
 
   const client = await Deno.readTextFile(`${dir}/${NODE_CLIENT_JS}`);
@@ -295,41 +298,16 @@ async function exists(path: string): Promise<boolean> {
 }
 
 function bundle(output: string, entry: string): Promise<void> {
-  return denoBundle([
-    ...NODE_EXTERNALS.flatMap((name) => ["--external", name]),
-    "--output",
-    output,
-    entry,
-  ], entry);
-}
-
-async function denoBundle(args: string[], what: string): Promise<void> {
-  const { success, stdout, stderr } = await new Deno.Command(DENO, {
-    args: [
-      "bundle",
-      "--quiet",
-      "--config",
-      toPath(new URL("deno.json", ROOT)),
-      "--platform",
-      "node",
-      "--format",
-      "esm",
-      ...args,
+  return denoBundle(
+    [
+      ...NODE_EXTERNALS.flatMap((name) => ["--external", name]),
+      "--output",
+      output,
+      entry,
     ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!success) {
-    const text = new TextDecoder();
-    throw new Error(
-      `Cannot bundle ${what}: deno bundle failed\n${text.decode(stdout)}${text.decode(stderr)}`,
-    );
-  }
-}
-
-function toPath(path: string | URL): string {
-  const url = path instanceof URL ? path : new URL(path, `file://${Deno.cwd()}/`);
-  return decodeURIComponent(url.pathname).replace(/\/$/, "");
+    "node",
+    entry,
+  );
 }
 
 if (import.meta.main) {
