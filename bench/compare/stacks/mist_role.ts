@@ -49,8 +49,9 @@ export async function runMist(socket: "default" | "native"): Promise<void> {
     async connect({ url, secret }: Ready): Promise<EchoClient | Skipped> {
       try {
         if (secret === undefined) throw new Error("the server sent no secret");
+        // mod.ts, as a Deno user imports it: its preset gives the client Mist's own socket.
         const [{ Client }, { SharedSecret }] = await Promise.all([
-          import("../../../client.ts"),
+          import("../../../mod.ts"),
           import("../../../secret.ts"),
         ]);
         const client = new Client(url, {
