@@ -4,18 +4,17 @@
  * Deno's Node compatibility. Real Node runs the Node face in `server_node_test.ts`,
  * `serve_test.ts` and `interop_test.ts`.
  *
- * Each face starts a server with the usual test handlers ({@linkcode Face.start}, the shape of
- * `startServer` in `./_helpers.ts`), and states where the faces legitimately differ, as
+ * Each face starts a server with the usual test handlers ({@linkcode Face.start}: `startServer`
+ * of `./_helpers.ts` on that face), and states where the faces legitimately differ, as
  * documented in `server_node.ts`, so that a test asserts each face's own outcome instead of
  * skipping one.
  *
  * @example
  * ```ts ignore
  * for (const face of FACES) {
- *   Deno.test(`${face.name}: echoes`, async () => {
- *     const t = await face.start();
+ *   Deno.test(`serveLocal() echoes [${face.name}]`, async () => {
+ *     await using t = await face.start();
  *     // …
- *     await t.server.shutdown();
  *   });
  * }
  * ```
@@ -23,12 +22,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Peer } from "../peer.ts";
-import { HandlerRegistry } from "../registry.ts";
-import { SharedSecret } from "../secret.ts";
 import { type LocalServer, serveLocal as serveDeno, type ServeLocalOptions } from "../server.ts";
 import { serveLocal as serveNode } from "../server_node.ts";
-import { type CloseRecord, type Deferred, deferred, quiet, type TestServer } from "./_helpers.ts";
+import { type CloseRecord, startServer, type TestServer } from "./_helpers.ts";
 
 /** One face of the server, with what is particular to it. */
 export interface Face {
@@ -37,8 +33,8 @@ export interface Face {
   /** `serveLocal` of this face, as a promise on both (Deno's returns at once). */
   serve(options: ServeLocalOptions): Promise<LocalServer>;
   /**
-   * Starts a server on 127.0.0.1 port 0 with a fresh secret, a quiet logger and the test
-   * handlers of {@linkcode startWith}.
+   * `startServer` of `./_helpers.ts` on this face: a server on 127.0.0.1 port 0 with a fresh
+   * secret, a quiet logger and the test handlers, once it listens.
    */
   start(options?: ServeLocalOptions): Promise<TestServer>;
   /**
@@ -63,7 +59,7 @@ export interface Face {
 export const DENO_FACE: Face = {
   name: "Deno face",
   serve: (options) => Promise.resolve().then(() => serveDeno(options)),
-  start: (options) => startWith((all) => serveDeno(all), options),
+  start: (options) => Promise.resolve().then(() => startServer(options)),
   refuses(options, check) {
     assert.throws(() => serveDeno(options), check);
     return Promise.resolve();
@@ -76,7 +72,7 @@ export const DENO_FACE: Face = {
 export const NODE_FACE: Face = {
   name: "Node face",
   serve: (options) => serveNode(options),
-  start: (options) => startWith(serveNode, options),
+  start: (options = {}) => startServer(options, serveNode),
   async refuses(options, check) {
     let result: Promise<LocalServer> | undefined;
     assert.doesNotThrow(() => result = serveNode(options), "the Node face rejects, never throws");
@@ -88,89 +84,3 @@ export const NODE_FACE: Face = {
 
 /** Both faces, Deno's first. */
 export const FACES: readonly Face[] = [DENO_FACE, NODE_FACE];
-
-/**
- * Starts `serve` on 127.0.0.1 port 0 with a fresh secret, a quiet logger and handlers: `echo`
- * (result = params), `fail` ([message] → throws), `callback` ([method, params] → calls that
- * method on the caller), `gate` (waits for the test to open it), `awaitAbort` (waits for its
- * signal and records the reason), `big` ([n] → a string of n "x"). The same server as
- * `startServer` of `./_helpers.ts`, on either face.
- *
- * @param serve A face's `serveLocal`.
- * @param options Options for it; `registry` replaces the test handlers.
- * @returns The server and the handlers' state, once it is listening.
- */
-export async function startWith(
-  serve: (options: ServeLocalOptions) => LocalServer | Promise<LocalServer>,
-  options: ServeLocalOptions = {},
-): Promise<TestServer> {
-  const secret = options.secret ?? SharedSecret.generate();
-  const registry = options.registry ?? new HandlerRegistry();
-  const peers: Peer[] = [];
-  const peerWaiters: ((peer: Peer) => void)[] = [];
-  const gates: Deferred<unknown>[] = [];
-  const gateWaiters: ((gate: Deferred<unknown>) => void)[] = [];
-  const aborted = deferred<unknown>();
-  const abortStarted = deferred<void>();
-  if (!options.registry) {
-    registry
-      .register("echo", (params) => params)
-      .register("fail", ([message]) => {
-        throw new Error(String(message));
-      })
-      .register(
-        "callback",
-        ([method, params], ctx) => ctx.peer.call(String(method), (params ?? []) as unknown[]),
-      )
-      .register("gate", () => {
-        const gate = deferred<unknown>();
-        gates.push(gate);
-        gateWaiters.shift()?.(gate);
-        return gate.promise;
-      })
-      .register("awaitAbort", (_params, ctx) => {
-        const signal = ctx.signal;
-        abortStarted.resolve();
-        return new Promise((_resolve, reject) => {
-          signal.addEventListener("abort", () => {
-            aborted.resolve(signal.reason);
-            reject(signal.reason);
-          }, { once: true });
-        });
-      })
-      .register("big", ([n]) => "x".repeat(Number(n)));
-  }
-  const server = await serve({
-    logger: quiet,
-    ...options,
-    // `secret: undefined` given explicitly means no secret (with insecureNoSecret).
-    secret: "secret" in options ? options.secret : secret,
-    registry,
-    onConnection(peer) {
-      peers.push(peer);
-      peerWaiters.shift()?.(peer);
-      options.onConnection?.(peer);
-    },
-  });
-  let seen = 0;
-  let gatesSeen = 0;
-  return {
-    server,
-    secret,
-    registry,
-    peers,
-    gates,
-    aborted,
-    abortStarted,
-    nextPeer() {
-      const index = seen++;
-      if (index < peers.length) return Promise.resolve(peers[index]);
-      return new Promise((resolve) => peerWaiters.push(resolve));
-    },
-    nextGate() {
-      const index = gatesSeen++;
-      if (index < gates.length) return Promise.resolve(gates[index]);
-      return new Promise((resolve) => gateWaiters.push(resolve));
-    },
-  };
-}

@@ -1,12 +1,25 @@
 /**
- * Test harnesses: an in-memory transport pair for peer logic, a scripted peer (a raw native
- * `WebSocket`) that sends exact frames and records every reply, a raw HTTP upgrade over
- * `Deno.connect` for status codes, and a server with the usual test handlers.
+ * Test harnesses: an in-memory transport pair for peer logic; a server with the usual test
+ * handlers and a client of it; a scripted peer (a raw native `WebSocket`) that sends exact frames
+ * and records every reply; a raw HTTP upgrade over `Deno.connect` for status codes.
+ *
+ * Every test that opens something holds it with `await using`, so it is closed when the test
+ * ends even if an assertion failed first, and Deno's leak sanitizers stay on:
+ *
+ * ```ts ignore
+ * Deno.test("Client.call() resolves with the server's result", async () => {
+ *   await using t = startServer();
+ *   await using client = connect(t);
+ *   assert.deepEqual(await client.call("echo", [1]), [1]);
+ *   await stop(t, client); // closes both and checks nothing is left
+ * });
+ * ```
  *
  * @module
  */
 import "../_socket/preset.ts"; // the Deno preset, as mod.ts has it: every test client uses it
-import type { Client, ClientState, StateChangeEvent } from "../client.ts";
+import assert from "node:assert/strict";
+import { Client, type ClientOptions, type ClientState, type StateChangeEvent } from "../client.ts";
 import { consoleLogger, type Logger } from "../log.ts";
 import type { Peer } from "../peer.ts";
 import { HandlerRegistry } from "../registry.ts";
@@ -108,10 +121,13 @@ export function memoryPair(): [MemoryTransport, MemoryTransport] {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Servers
+// Servers and clients
 
-/** What {@linkcode startServer} returns. */
-export interface TestServer {
+/**
+ * What {@linkcode startServer} returns. `await using t = startServer()` shuts the server down
+ * when the test ends, even when an assertion failed first.
+ */
+export interface TestServer extends AsyncDisposable {
   server: LocalServer;
   secret: SharedSecret;
   registry: HandlerRegistry;
@@ -123,19 +139,32 @@ export interface TestServer {
   gates: Deferred<unknown>[];
   /** Reasons the `awaitAbort` handlers' signals fired with. */
   aborted: Deferred<unknown>;
-  /** Resolves when an `awaitAbort` handler started. */
-  abortStarted: Deferred<void>;
+  /** Resolves with the signal of the first `awaitAbort` handler, once it started. */
+  abortStarted: Deferred<AbortSignal>;
   /** Resolves with the gate of the next `gate` handler to start, in start order. */
   nextGate(): Promise<Deferred<unknown>>;
 }
 
+/** A face's `serveLocal` that returns a promise (Node's); see `./_faces.ts`. */
+export type ServeAsync = (options: ServeLocalOptions) => Promise<LocalServer>;
+
 /**
- * Starts `serveLocal` on 127.0.0.1 port 0 with a fresh secret, a quiet logger and handlers:
+ * Starts a server on 127.0.0.1 port 0 with a fresh secret, a quiet logger and handlers:
  * `echo` (result = params), `fail` ([message] → throws), `callback` ([method, params] →
  * calls that method on the caller), `gate` (waits for the test to open it), `awaitAbort`
  * (waits for its signal and records the reason), `big` ([n] → a string of n "x").
+ *
+ * @param options Options for `serveLocal`; `registry` replaces the test handlers.
+ * @param serve Another face's `serveLocal` (`./_faces.ts`); Deno's when left out.
+ * @returns The server and the handlers' state: at once on Deno's face, once it listens on
+ * another.
  */
-export function startServer(options: ServeLocalOptions = {}): TestServer {
+export function startServer(options?: ServeLocalOptions): TestServer;
+export function startServer(options: ServeLocalOptions, serve: ServeAsync): Promise<TestServer>;
+export function startServer(
+  options: ServeLocalOptions = {},
+  serve?: ServeAsync,
+): TestServer | Promise<TestServer> {
   const secret = options.secret ?? SharedSecret.generate();
   const registry = options.registry ?? new HandlerRegistry();
   const peers: Peer[] = [];
@@ -143,7 +172,7 @@ export function startServer(options: ServeLocalOptions = {}): TestServer {
   const gates: Deferred<unknown>[] = [];
   const gateWaiters: ((gate: Deferred<unknown>) => void)[] = [];
   const aborted = deferred<unknown>();
-  const abortStarted = deferred<void>();
+  const abortStarted = deferred<AbortSignal>();
   if (!options.registry) {
     registry
       .register("echo", (params) => params)
@@ -157,13 +186,12 @@ export function startServer(options: ServeLocalOptions = {}): TestServer {
       .register("gate", () => {
         const gate = deferred<unknown>();
         gates.push(gate);
-        const waiter = gateWaiters.shift();
-        if (waiter) waiter(gate);
+        gateWaiters.shift()?.(gate);
         return gate.promise;
       })
       .register("awaitAbort", (_params, ctx) => {
         const signal = ctx.signal;
-        abortStarted.resolve();
+        abortStarted.resolve(signal);
         return new Promise((_resolve, reject) => {
           signal.addEventListener("abort", () => {
             aborted.resolve(signal.reason);
@@ -173,7 +201,7 @@ export function startServer(options: ServeLocalOptions = {}): TestServer {
       })
       .register("big", ([n]) => "x".repeat(Number(n)));
   }
-  const server = serveLocal({
+  const all: ServeLocalOptions = {
     logger: quiet,
     ...options,
     // `secret: undefined` given explicitly means no secret (with insecureNoSecret).
@@ -181,14 +209,13 @@ export function startServer(options: ServeLocalOptions = {}): TestServer {
     registry,
     onConnection(peer) {
       peers.push(peer);
-      const waiter = peerWaiters.shift();
-      if (waiter) waiter(peer);
+      peerWaiters.shift()?.(peer);
       options.onConnection?.(peer);
     },
-  });
+  };
   let seen = 0;
   let gatesSeen = 0;
-  return {
+  const running = (server: LocalServer): TestServer => ({
     server,
     secret,
     registry,
@@ -206,7 +233,48 @@ export function startServer(options: ServeLocalOptions = {}): TestServer {
       if (index < gates.length) return Promise.resolve(gates[index]);
       return new Promise((resolve) => gateWaiters.push(resolve));
     },
-  };
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  });
+  return serve ? serve(all).then(running) : running(serveLocal(all));
+}
+
+/**
+ * A client of `t` with the heartbeat off and a quiet logger. `await using client = connect(t)`
+ * closes it when the test ends.
+ */
+export function connect(t: TestServer, options: ClientOptions = {}): Client {
+  return new Client(t.server.url, {
+    secret: t.secret,
+    heartbeat: false,
+    logger: quiet,
+    ...options,
+  });
+}
+
+/**
+ * Ends a test cleanly and checks that nothing is left: closes each client (checking it has no
+ * pending or waiting call) and each scripted peer, shuts the server down, and checks that it
+ * has no connection and that no server-side peer has a pending call or a running handler.
+ * (`await using` does the same closing when a test fails before it gets here.)
+ */
+export async function stop(t: TestServer, ...ends: (Client | ScriptedPeer)[]): Promise<void> {
+  for (const end of ends) {
+    if (end instanceof ScriptedPeer) {
+      await end.close();
+      continue;
+    }
+    const peer = end.peer;
+    await end.close();
+    assert.equal(end.state, "closed");
+    if (peer) assert.equal(peer.stats.pendingCalls, 0);
+    assert.equal(end.stats.waitingCalls, 0);
+  }
+  await t.server.shutdown();
+  assert.equal(t.server.connections, 0);
+  for (const peer of t.peers) {
+    assert.equal(peer.stats.pendingCalls, 0);
+    assert.equal(peer.stats.runningHandlers, 0);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -221,8 +289,9 @@ export interface CloseRecord {
 /**
  * A raw native `WebSocket` that sends exact frames and records every frame it receives.
  * Presents the secret in the `X-Land-Secret` header unless `protocols` or no secret is given.
+ * `await using scripted = await ScriptedPeer.connect(…)` closes it when the test ends.
  */
-export class ScriptedPeer {
+export class ScriptedPeer implements AsyncDisposable {
   readonly socket: WebSocket;
   /** Every text frame received, in order. */
   readonly received: string[] = [];
@@ -316,6 +385,11 @@ export class ScriptedPeer {
     if (this.socket.readyState < WebSocket.CLOSING) this.socket.close(code, reason);
     return await this.closed;
   }
+
+  /** Closes with 1000 (a no-op once closed). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -389,7 +463,11 @@ export async function rawUpgrade(
   }
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes` to a connection (Deno's, or the `node:net` adapter's). */
+export async function writeAll(
+  conn: { write(bytes: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
@@ -408,6 +486,40 @@ export async function within<T>(promise: Promise<T>, what: string, ms = 15_000):
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A new temporary directory. `await using dir = await tempDir(prefix)` removes it, with what
+ * is in it, when the test ends.
+ */
+export async function tempDir(prefix: string): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/**
+ * Replaces `object[key]` with `value` until disposed: `using _connect = replaced(Deno,
+ * "connect", fake)` puts the original back (or removes the property) when the test ends.
+ */
+export function replaced<T extends object, K extends keyof T>(
+  object: T,
+  key: K,
+  value: T[K],
+): Disposable {
+  const saved = Object.getOwnPropertyDescriptor(object, key);
+  Object.defineProperty(object, key, { value, configurable: true, writable: true });
+  return {
+    [Symbol.dispose]() {
+      if (saved) Object.defineProperty(object, key, saved);
+      else delete object[key];
+    },
+  };
+}
+
+/** A loopback port nothing listens on: bound, read, released. */
+export function freePort(): number {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return listener.addr.port;
 }
 
 /** Resolves with the client's next state change to `state`. */

@@ -129,21 +129,31 @@ export class Reader {
 
 /**
  * A one-connection server on 127.0.0.1: reads the request head, answers it with `head(accept)`
- * (a valid 101 by default) and runs `script`. `done` settles after the script, with its error.
+ * (a valid 101 by default; bytes are written as given, so frames may ride in the same write)
+ * and runs `script`. `done` settles after the script, with its error.
+ * `await using server = hostileServer(…)` stops listening, closes the connection and waits for
+ * the script when the test ends (a test that passed has awaited `done` already).
  */
 export function hostileServer(
   script: (conn: Deno.Conn, reader: Reader) => Promise<void>,
-  head: (accept: string) => string = upgradeHead,
-): { url: string; done: Promise<void> } {
+  head: (accept: string) => string | Uint8Array = upgradeHead,
+): { url: string; done: Promise<void> } & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let listening = true;
+  const stopListening = () => {
+    if (listening) listener.close();
+    listening = false;
+  };
+  let accepted: Deno.Conn | undefined;
   const done = (async () => {
-    const conn = await listener.accept();
-    listener.close();
+    const conn = accepted = await listener.accept();
+    stopListening();
     try {
       const reader = new Reader(conn);
       const request = await reader.head();
       const key = /sec-websocket-key: (\S+)/i.exec(request)?.[1] ?? "";
-      await writeAll(conn, encoder.encode(head(await acceptFor(key))));
+      const response = head(await acceptFor(key));
+      await writeAll(conn, typeof response === "string" ? encoder.encode(response) : response);
       await script(conn, reader);
     } finally {
       try {
@@ -152,13 +162,33 @@ export function hostileServer(
     }
   })();
   done.catch(() => {}); // a test that fails first must not also die of an unhandled rejection
-  return { url: `ws://127.0.0.1:${listener.addr.port}/`, done };
+  return {
+    url: `ws://127.0.0.1:${listener.addr.port}/`,
+    done,
+    async [Symbol.asyncDispose]() {
+      // No client came: the accept fails. A script still waiting: its reads and writes fail.
+      stopListening();
+      try {
+        accepted?.close();
+      } catch { /* closed already */ }
+      // A script waiting on something else (a test that failed first) is not waited for long.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<void>((resolve) => timer = setTimeout(resolve, 1000));
+      await Promise.race([done.catch(() => {}), waited]);
+      clearTimeout(timer);
+    },
+  };
 }
 
-/** What a socket reported, in order; `closed` settles with the close event. */
-export interface Watched {
+/**
+ * What a socket reported, in order; `opened` settles with the open event, `closed` with the
+ * close event. `await using watched = watch(socket)` closes the socket (if it is not closed yet)
+ * and waits for its close event when the test ends.
+ */
+export interface Watched extends AsyncDisposable {
   events: string[];
   messages: unknown[];
+  opened: Promise<void>;
   closed: Promise<{ code: number; reason: string }>;
   /** The next message (waits for it). */
   next: () => Promise<unknown>;
@@ -170,7 +200,12 @@ export function watch(socket: NoDelayWebSocket): Watched {
   const messages: unknown[] = [];
   const waiting: ((data: unknown) => void)[] = [];
   let seen = 0;
-  socket.addEventListener("open", () => events.push("open"));
+  const opened = new Promise<void>((resolve) =>
+    socket.addEventListener("open", () => {
+      events.push("open");
+      resolve();
+    })
+  );
   socket.addEventListener("error", () => events.push("error"));
   socket.addEventListener("message", (event) => {
     events.push("message");
@@ -187,7 +222,17 @@ export function watch(socket: NoDelayWebSocket): Watched {
     seen < messages.length
       ? Promise.resolve(messages[seen++])
       : new Promise((resolve) => waiting.push((data) => resolve((seen++, data))));
-  return { events, messages, closed, next };
+  return {
+    events,
+    messages,
+    opened,
+    closed,
+    next,
+    async [Symbol.asyncDispose]() {
+      if (socket.readyState < 2) socket.close(); // CONNECTING or OPEN
+      await closed;
+    },
+  };
 }
 
 /** Heap and `ArrayBuffer` memory in use, after a full collection when `gc` is exposed. */

@@ -17,29 +17,23 @@ import {
 } from "../auth.ts";
 import { consoleLogger } from "../log.ts";
 import { SharedSecret } from "../secret.ts";
-import { rawUpgrade, ScriptedPeer, startServer, type TestServer } from "./_helpers.ts";
-
-async function stop(t: TestServer, ...scripted: ScriptedPeer[]): Promise<void> {
-  for (const peer of scripted) await peer.close();
-  await t.server.shutdown();
-  assert.equal(t.server.connections, 0);
-}
+import { rawUpgrade, ScriptedPeer, startServer, stop } from "./_helpers.ts";
 
 // --- Where the secret comes from -----------------------------------------------------------
 
 Deno.test("serveLocal() accepts the secret in the X-Land-Secret header", async () => {
-  const t = startServer();
+  await using t = startServer();
   const raw = await rawUpgrade(t.server.port, { [SECRET_HEADER]: t.secret.toHex() });
   assert.equal(raw.status, 101);
   assert.equal(raw.headers.get("sec-websocket-protocol"), null);
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
   assert.equal(scripted.socket.protocol, "");
   assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
   await stop(t, scripted);
 });
 
 Deno.test("serveLocal() accepts the header secret in either case of hex", async () => {
-  const t = startServer();
+  await using t = startServer();
   const raw = await rawUpgrade(t.server.port, {
     [SECRET_HEADER]: t.secret.toHex().toUpperCase(),
   });
@@ -48,26 +42,26 @@ Deno.test("serveLocal() accepts the header secret in either case of hex", async 
 });
 
 Deno.test("serveLocal() accepts a bare 64-hex subprotocol and echoes it when it is the only one", async () => {
-  const t = startServer();
+  await using t = startServer();
   const hex = t.secret.toHex();
   const raw = await rawUpgrade(t.server.port, { "Sec-WebSocket-Protocol": hex });
   assert.equal(raw.status, 101);
   assert.equal(raw.headers.get("sec-websocket-protocol"), hex);
-  const scripted = await ScriptedPeer.connect(t.server.url, undefined, { protocols: [hex] });
+  await using scripted = await ScriptedPeer.connect(t.server.url, undefined, { protocols: [hex] });
   assert.equal(scripted.socket.protocol, hex);
   assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
   await stop(t, scripted);
 });
 
 Deno.test("serveLocal() accepts mist.secret.<hex> with mist.v1 and selects mist.v1, never the secret", async () => {
-  const t = startServer();
+  await using t = startServer();
   const entry = SECRET_PROTOCOL_PREFIX + t.secret.toHex();
   for (const offered of [`${PROTOCOL_VERSION}, ${entry}`, `${entry}, ${PROTOCOL_VERSION}`]) {
     const raw = await rawUpgrade(t.server.port, { "Sec-WebSocket-Protocol": offered });
     assert.equal(raw.status, 101);
     assert.equal(raw.headers.get("sec-websocket-protocol"), PROTOCOL_VERSION);
   }
-  const scripted = await ScriptedPeer.connect(t.server.url, undefined, {
+  await using scripted = await ScriptedPeer.connect(t.server.url, undefined, {
     protocols: [PROTOCOL_VERSION, entry],
   });
   assert.equal(scripted.socket.protocol, PROTOCOL_VERSION);
@@ -76,7 +70,7 @@ Deno.test("serveLocal() accepts mist.secret.<hex> with mist.v1 and selects mist.
 });
 
 Deno.test("serveLocal() selects another non-secret protocol over the bare secret", async () => {
-  const t = startServer();
+  await using t = startServer();
   const raw = await rawUpgrade(t.server.port, {
     "Sec-WebSocket-Protocol": `${t.secret.toHex()}, other.v2`,
   });
@@ -86,7 +80,7 @@ Deno.test("serveLocal() selects another non-secret protocol over the bare secret
 });
 
 Deno.test("serveLocal() echoes mist.secret.<hex> when it is the only protocol offered", async () => {
-  const t = startServer();
+  await using t = startServer();
   const entry = SECRET_PROTOCOL_PREFIX + t.secret.toHex();
   const raw = await rawUpgrade(t.server.port, { "Sec-WebSocket-Protocol": entry });
   assert.equal(raw.status, 101);
@@ -95,14 +89,14 @@ Deno.test("serveLocal() echoes mist.secret.<hex> when it is the only protocol of
 });
 
 Deno.test("serveLocal() refuses ?secret= with 401 by default", async () => {
-  const t = startServer();
+  await using t = startServer();
   const raw = await rawUpgrade(t.server.port, {}, `/?secret=${t.secret.toHex()}`);
   assert.equal(raw.status, 401);
   await stop(t);
 });
 
 Deno.test("serveLocal() accepts ?secret= when allowQuerySecret is set", async () => {
-  const t = startServer({ allowQuerySecret: true });
+  await using t = startServer({ allowQuerySecret: true });
   const ok = await rawUpgrade(t.server.port, {}, `/?secret=${t.secret.toHex()}`);
   assert.equal(ok.status, 101);
   const wrong = await rawUpgrade(t.server.port, {}, `/?secret=${"0".repeat(64)}`);
@@ -111,7 +105,7 @@ Deno.test("serveLocal() accepts ?secret= when allowQuerySecret is set", async ()
 });
 
 Deno.test("serveLocal() refuses a missing secret with 401", async () => {
-  const t = startServer();
+  await using t = startServer();
   assert.equal((await rawUpgrade(t.server.port)).status, 401);
   assert.equal(
     (await rawUpgrade(t.server.port, { "Sec-WebSocket-Protocol": PROTOCOL_VERSION })).status,
@@ -121,7 +115,7 @@ Deno.test("serveLocal() refuses a missing secret with 401", async () => {
 });
 
 Deno.test("serveLocal() refuses a wrong secret with 401, in every form", async () => {
-  const t = startServer();
+  await using t = startServer();
   const wrong = SharedSecret.generate().toHex();
   const port = t.server.port;
   assert.equal((await rawUpgrade(port, { [SECRET_HEADER]: wrong })).status, 401);
@@ -146,7 +140,7 @@ Deno.test("serveLocal() refuses a wrong secret with 401, in every form", async (
 });
 
 Deno.test("serveLocal() refuses a native WebSocket with a wrong secret before it opens", async () => {
-  const t = startServer();
+  await using t = startServer();
   await assert.rejects(
     ScriptedPeer.connect(t.server.url, SharedSecret.generate()),
     /Closed before open/,
@@ -159,7 +153,7 @@ Deno.test("serveLocal() refuses a native WebSocket with a wrong secret before it
 // --- Origin and Host ------------------------------------------------------------------------
 
 Deno.test("serveLocal() refuses a foreign Origin with 403 even with the right secret", async () => {
-  const t = startServer();
+  await using t = startServer();
   const header = { [SECRET_HEADER]: t.secret.toHex() };
   for (
     const origin of ["https://evil.example", "null", "http://127.0.0.1.evil.example", "file://"]
@@ -171,7 +165,7 @@ Deno.test("serveLocal() refuses a foreign Origin with 403 even with the right se
 });
 
 Deno.test("serveLocal() accepts loopback and Tauri webview Origins", async () => {
-  const t = startServer();
+  await using t = startServer();
   const header = { [SECRET_HEADER]: t.secret.toHex() };
   const origins = [
     "http://127.0.0.1:5173",
@@ -189,7 +183,7 @@ Deno.test("serveLocal() accepts loopback and Tauri webview Origins", async () =>
 });
 
 Deno.test("serveLocal() allowedOrigins replaces the default list", async () => {
-  const t = startServer({ allowedOrigins: ["https://app.example"] });
+  await using t = startServer({ allowedOrigins: ["https://app.example"] });
   const header = { [SECRET_HEADER]: t.secret.toHex() };
   assert.equal(
     (await rawUpgrade(t.server.port, { ...header, Origin: "https://app.example" })).status,
@@ -203,7 +197,7 @@ Deno.test("serveLocal() allowedOrigins replaces the default list", async () => {
 });
 
 Deno.test("serveLocal() refuses a non-loopback Host with 403 (DNS rebinding)", async () => {
-  const t = startServer();
+  await using t = startServer();
   const header = { [SECRET_HEADER]: t.secret.toHex() };
   for (
     const host of ["evil.example", `evil.example:${t.server.port}`, "127.0.0.1.evil.example"]
@@ -217,7 +211,7 @@ Deno.test("serveLocal() refuses a non-loopback Host with 403 (DNS rebinding)", a
 });
 
 Deno.test("serveLocal() answers a request that is not a WebSocket upgrade with 426", async () => {
-  const t = startServer();
+  await using t = startServer();
   const raw = await rawUpgrade(t.server.port, {
     [SECRET_HEADER]: t.secret.toHex(),
     Upgrade: null,
@@ -228,14 +222,14 @@ Deno.test("serveLocal() answers a request that is not a WebSocket upgrade with 4
 });
 
 Deno.test("serveLocal() with insecureNoSecret accepts a connection without a secret", async () => {
-  const t = startServer({ insecureNoSecret: true, secret: undefined });
+  await using t = startServer({ insecureNoSecret: true, secret: undefined });
   assert.equal((await rawUpgrade(t.server.port)).status, 101);
   await stop(t);
 });
 
 Deno.test("serveLocal() never logs the secret, a header value or the query", async () => {
   const lines: string[] = [];
-  const t = startServer({
+  await using t = startServer({
     allowQuerySecret: true,
     logger: consoleLogger("debug", (line) => lines.push(line)),
   });

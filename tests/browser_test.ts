@@ -11,8 +11,8 @@
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { build } from "../tools/build.ts";
-import { startServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
-import { nagleLine, type NagleTiming } from "./_helpers.ts";
+import { startDemoServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { nagleLine, type NagleTiming, tempDir } from "./_helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const FOREIGN_HOST = "foreign.test";
@@ -35,14 +35,14 @@ async function ensureChromium(): Promise<void> {
 
 Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both ways, reconnect through the provider, foreign origin refused", async () => {
   await ensureChromium();
-  const dist = await Deno.makeTempDir({ prefix: "mist-browser-dist-" });
-  const profile = await Deno.makeTempDir({ prefix: "mist-chromium-profile-" });
-  const bundle = await Deno.readTextFile((await build(dist)).js);
+  await using dist = await tempDir("mist-browser-dist-");
+  await using profile = await tempDir("mist-chromium-profile-");
+  const bundle = await Deno.readTextFile((await build(dist.path)).js);
   const page = await Deno.readTextFile(PAGE);
 
-  let current = await startServer();
-  let endpoint = { url: current.server.url, secret: current.secret.toHex() };
-  const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+  await using first = await startDemoServer();
+  let endpoint = { url: first.server.url, secret: first.secret.toHex() };
+  await using http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
     const { pathname } = new URL(request.url);
     const headers = { "cache-control": "no-store" };
     if (pathname === "/" || pathname === "/index.html") {
@@ -57,7 +57,7 @@ Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both
   const origin = `http://127.0.0.1:${http.addr.port}`;
   const foreignOrigin = `http://${FOREIGN_HOST}:${http.addr.port}`;
 
-  const context = await chromium.launchPersistentContext(profile, {
+  await using context = await chromium.launchPersistentContext(profile.path, {
     executablePath: CHROMIUM,
     headless: true,
     timeout: STEP_TIMEOUT_MS,
@@ -76,106 +76,97 @@ Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both
   });
   context.setDefaultTimeout(STEP_TIMEOUT_MS);
   const pageErrors: string[] = [];
-  try {
-    const tab = await context.newPage();
-    tab.on("pageerror", (error) => pageErrors.push(String(error)));
-    await tab.goto(`${origin}/`);
-    await tab.waitForFunction(() => "mist" in globalThis);
+  const tab = await context.newPage();
+  tab.on("pageerror", (error) => pageErrors.push(String(error)));
+  await tab.goto(`${origin}/`);
+  await tab.waitForFunction(() => "mist" in globalThis);
 
-    // Connects with the bare hex first (what every server accepts); the server selects mist.v1.
-    await tab.waitForFunction(() => globalThis.mist.states.includes("open"));
-    const first = await tab.evaluate(() => globalThis.mist.sockets[0]);
-    assert.deepEqual(first.protocols, [current.secret.toHex(), "mist.v1"]);
-    assert.equal(first.selected, "mist.v1");
-    assert.equal(first.url, current.server.url);
+  // Connects with the bare hex first (what every server accepts); the server selects mist.v1.
+  await tab.waitForFunction(() => globalThis.mist.states.includes("open"));
+  const opening = await tab.evaluate(() => globalThis.mist.sockets[0]);
+  assert.deepEqual(opening.protocols, [first.secret.toHex(), "mist.v1"]);
+  assert.equal(opening.selected, "mist.v1");
+  assert.equal(opening.url, first.server.url);
 
-    // Browser to server.
-    assert.deepEqual(
-      await tab.evaluate(() => globalThis.mist.echo(["hello", 42, { nested: [true] }])),
-      [
-        "hello",
-        42,
-        { nested: [true] },
-      ],
-    );
+  // Browser to server.
+  assert.deepEqual(
+    await tab.evaluate(() => globalThis.mist.echo(["hello", 42, { nested: [true] }])),
+    [
+      "hello",
+      42,
+      { nested: [true] },
+    ],
+  );
 
-    // Server to browser: from the server's handle on the connection, and as a callback.
-    const serverSide = await current.peers.next("the page's connection");
-    assert.equal(
-      await serverSide.call("page.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS }),
-      `Hello server, from ${origin}`,
-    );
-    assert.equal(
-      await tab.evaluate(() => globalThis.mist.callback("callback")),
-      `Hello callback, from ${origin}`,
-    );
+  // Server to browser: from the server's handle on the connection, and as a callback.
+  const serverSide = await first.peers.next("the page's connection");
+  assert.equal(
+    await serverSide.call("page.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS }),
+    `Hello server, from ${origin}`,
+  );
+  assert.equal(
+    await tab.evaluate(() => globalThis.mist.callback("callback")),
+    `Hello callback, from ${origin}`,
+  );
 
-    // Informational: a notification then a call, in the browser.
-    console.log(
-      `browser: ${nagleLine(await tab.evaluate(() => globalThis.mist.notifyThenCall(50)))}`,
-    );
+  // Informational: a notification then a call, in the browser.
+  console.log(
+    `browser: ${nagleLine(await tab.evaluate(() => globalThis.mist.notifyThenCall(50)))}`,
+  );
 
-    // Restart: the old server goes away, a new one comes up on a new port with a new secret.
-    const old = current;
-    await old.server.shutdown();
-    current = await startServer(old.server.port);
-    assert.notEqual(current.secret.toHex(), old.secret.toHex());
-    endpoint = { url: current.server.url, secret: current.secret.toHex() };
+  // Restart: the old server goes away, a new one comes up on a new port with a new secret.
+  await first.server.shutdown();
+  await using second = await startDemoServer(first.server.port);
+  assert.notEqual(second.secret.toHex(), first.secret.toHex());
+  endpoint = { url: second.server.url, secret: second.secret.toHex() };
 
-    await tab.waitForFunction(() =>
-      globalThis.mist.states.filter((state) => state === "open").length >= 2
-    );
-    const states = await tab.evaluate(() => [...globalThis.mist.states]);
-    assert.equal(states[0], "open");
-    assert.equal(states.at(-1), "open");
-    assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
-    assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
-    const last = await tab.evaluate(() => globalThis.mist.sockets.at(-1)!);
-    assert.deepEqual(last.protocols, [current.secret.toHex(), "mist.v1"]);
-    assert.equal(last.url, current.server.url);
-    assert.equal(last.selected, "mist.v1");
+  await tab.waitForFunction(() =>
+    globalThis.mist.states.filter((state) => state === "open").length >= 2
+  );
+  const states = await tab.evaluate(() => [...globalThis.mist.states]);
+  assert.equal(states[0], "open");
+  assert.equal(states.at(-1), "open");
+  assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
+  assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
+  const last = await tab.evaluate(() => globalThis.mist.sockets.at(-1)!);
+  assert.deepEqual(last.protocols, [second.secret.toHex(), "mist.v1"]);
+  assert.equal(last.url, second.server.url);
+  assert.equal(last.selected, "mist.v1");
 
-    assert.deepEqual(await tab.evaluate(() => globalThis.mist.echo(["again"])), ["again"]);
-    const serverSide2 = await current.peers.next("the page's new connection");
-    assert.equal(
-      await serverSide2.call("page.greet", ["new server"], { timeoutMs: STEP_TIMEOUT_MS }),
-      `Hello new server, from ${origin}`,
-    );
-    assert.deepEqual(await tab.evaluate(() => [...globalThis.mist.served]), [
-      "server",
-      "callback",
-      "new server",
-    ]);
-    assert.equal(current.server.connections, 1);
+  assert.deepEqual(await tab.evaluate(() => globalThis.mist.echo(["again"])), ["again"]);
+  const serverSide2 = await second.peers.next("the page's new connection");
+  assert.equal(
+    await serverSide2.call("page.greet", ["new server"], { timeoutMs: STEP_TIMEOUT_MS }),
+    `Hello new server, from ${origin}`,
+  );
+  assert.deepEqual(await tab.evaluate(() => [...globalThis.mist.served]), [
+    "server",
+    "callback",
+    "new server",
+  ]);
+  assert.equal(second.server.connections, 1);
 
-    // A page from a foreign origin, with the right secret, is refused before the upgrade.
-    const foreign = await context.newPage();
-    foreign.on("pageerror", (error) => pageErrors.push(String(error)));
-    await foreign.goto(`${foreignOrigin}/`);
-    assert.equal(await foreign.evaluate(() => location.origin), foreignOrigin);
-    await foreign.waitForFunction(() => "mist" in globalThis);
-    const refusal = await current.refusals.next("the foreign page's refusal");
-    assert.match(refusal, /403 Origin not allowed$/);
-    await foreign.waitForFunction(() => globalThis.mist.states.includes("reconnecting"));
-    const foreignStates = await foreign.evaluate(() => [...globalThis.mist.states]);
-    assert.ok(!foreignStates.includes("open"), `states: ${foreignStates.join(", ")}`);
-    assert.equal(
-      await foreign.evaluate(() => globalThis.mist.sockets.some((s) => s.opened)),
-      false,
-    );
-    assert.equal(current.server.connections, 1);
-    assert.equal(current.peers.items.length, 1);
+  // A page from a foreign origin, with the right secret, is refused before the upgrade.
+  const foreign = await context.newPage();
+  foreign.on("pageerror", (error) => pageErrors.push(String(error)));
+  await foreign.goto(`${foreignOrigin}/`);
+  assert.equal(await foreign.evaluate(() => location.origin), foreignOrigin);
+  await foreign.waitForFunction(() => "mist" in globalThis);
+  const refusal = await second.refusals.next("the foreign page's refusal");
+  assert.match(refusal, /403 Origin not allowed$/);
+  await foreign.waitForFunction(() => globalThis.mist.states.includes("reconnecting"));
+  const foreignStates = await foreign.evaluate(() => [...globalThis.mist.states]);
+  assert.ok(!foreignStates.includes("open"), `states: ${foreignStates.join(", ")}`);
+  assert.equal(
+    await foreign.evaluate(() => globalThis.mist.sockets.some((s) => s.opened)),
+    false,
+  );
+  assert.equal(second.server.connections, 1);
+  assert.equal(second.peers.items.length, 1);
 
-    await foreign.evaluate(() => globalThis.mist.close());
-    await tab.evaluate(() => globalThis.mist.close());
-    assert.deepEqual(pageErrors, []);
-  } finally {
-    await context.close();
-    await current.server.shutdown();
-    await http.shutdown();
-    await Deno.remove(profile, { recursive: true });
-    await Deno.remove(dist, { recursive: true });
-  }
+  await foreign.evaluate(() => globalThis.mist.close());
+  await tab.evaluate(() => globalThis.mist.close());
+  assert.deepEqual(pageErrors, []);
 });
 
 // ---------------------------------------------------------------------------------------------

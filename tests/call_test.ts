@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { parseCallArgs } from "../tools/call.ts";
 import { UsageError } from "../tools/serve.ts";
-import { within } from "./_helpers.ts";
+import { freePort, within } from "./_helpers.ts";
 
 const ROOT = new URL("..", import.meta.url);
 /** The permissions of the `serve` and `call` tasks in deno.json. */
@@ -41,7 +41,7 @@ function spawn(script: string, args: string[], secret: string | null): Deno.Chil
 }
 
 /** Waits for a child's exit and output; SIGKILLs it if that takes longer than `within` allows. */
-async function finish(child: Deno.ChildProcess, what: string): Promise<Exit> {
+async function exitOf(child: Deno.ChildProcess, what: string): Promise<Exit> {
   const output = child.output();
   try {
     const { code, stdout, stderr } = await within(output, what);
@@ -60,23 +60,18 @@ async function finish(child: Deno.ChildProcess, what: string): Promise<Exit> {
 
 /** Runs `deno task call` with `args` and MIST_SECRET (the shared one unless given; null: unset). */
 function call(args: string[], secret: string | null = SECRET): Promise<Exit> {
-  return finish(spawn("tools/call.ts", args, secret), "the call CLI to exit");
+  return exitOf(spawn("tools/call.ts", args, secret), "the call CLI to exit");
 }
 
-/** Runs the local runner for the duration of `body`, then stops it with SIGTERM. */
-async function withRunner(body: (url: string) => Promise<void>): Promise<void> {
+/**
+ * Starts the local runner and reads its ready line. `await using runner = await startRunner()`
+ * stops it with SIGTERM when the test ends, and checks that it exits 0.
+ */
+async function startRunner(): Promise<{ url: string } & AsyncDisposable> {
   const child = spawn("tools/serve.ts", [], SECRET);
   const stderr = new Response(child.stderr).text(); // drained so the runner never blocks
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await within(reader.read(), "the ready line");
-      if (done) throw new Error(`Runner exited before its ready line: ${await stderr}`);
-      text += value;
-    }
-    await body(JSON.parse(text.split("\n")[0]).url);
-  } finally {
+  const stop = async () => {
     try {
       child.kill("SIGTERM");
     } catch {
@@ -88,7 +83,19 @@ async function withRunner(body: (url: string) => Promise<void>): Promise<void> {
     const status = await within(child.status, "the runner to exit");
     await stderr;
     assert.equal(status.code, 0, "the runner shuts down cleanly");
+  };
+  let text = "";
+  try {
+    while (!text.includes("\n")) {
+      const { value, done } = await within(reader.read(), "the ready line");
+      if (done) throw new Error(`Runner exited before its ready line: ${await stderr}`);
+      text += value;
+    }
+  } catch (error) {
+    await stop().catch(() => {}); // the ready line's error is the one to report
+    throw error;
   }
+  return { url: JSON.parse(text.split("\n")[0]).url, [Symbol.asyncDispose]: stop };
 }
 
 /** Asserts one line on stderr, no stack frame, nothing on stdout. */
@@ -159,56 +166,53 @@ Deno.test("call exits 2 when MIST_SECRET is missing or malformed", async () => {
 });
 
 Deno.test("call fails with one line and a non-zero exit when nothing listens", async () => {
-  // A port that was free a moment ago: bind, read it, release it.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
+  const port = freePort(); // free a moment ago
   const exit = await call([`ws://127.0.0.1:${port}/`, "echo"]);
   assert.notEqual(exit.code, 0);
   assertOneLineError(exit);
   assert.match(exit.stderr, /Cannot connect to ws:\/\/127\.0\.0\.1:\d+\//);
 });
 
-Deno.test("call against the runner", async (t) => {
-  await withRunner(async (url) => {
-    await t.step("prints the result as JSON and exits 0", async () => {
-      const exit = await call([url, "echo", '[1, "two", {"three": null}]']);
-      assert.equal(exit.code, 0, exit.stderr);
-      assert.deepEqual(JSON.parse(exit.stdout), [1, "two", { three: null }]);
-      assert.equal(exit.stdout.trimEnd().split("\n").length, 1);
-    });
+Deno.test("call against the local runner prints results, and fails with one line on errors", async (t) => {
+  await using runner = await startRunner();
+  const url = runner.url;
+  await t.step("prints the result as JSON and exits 0", async () => {
+    const exit = await call([url, "echo", '[1, "two", {"three": null}]']);
+    assert.equal(exit.code, 0, exit.stderr);
+    assert.deepEqual(JSON.parse(exit.stdout), [1, "two", { three: null }]);
+    assert.equal(exit.stdout.trimEnd().split("\n").length, 1);
+  });
 
-    await t.step("prints a remote error on stderr and exits 1", async () => {
-      const exit = await call([url, "fail", '["Out of cheese"]']);
-      assert.equal(exit.code, 1);
-      assertOneLineError(exit);
-      assert.match(exit.stderr, /Out of cheese/);
-    });
+  await t.step("prints a remote error on stderr and exits 1", async () => {
+    const exit = await call([url, "fail", '["Out of cheese"]']);
+    assert.equal(exit.code, 1);
+    assertOneLineError(exit);
+    assert.match(exit.stderr, /Out of cheese/);
+  });
 
-    await t.step("--notify sends a notification the server counts", async () => {
-      const before = await call([url, "stats"]);
-      const sent = await call(["--notify", url, "anything", "[1]"]);
-      const after = await call([url, "stats"]);
-      assert.equal(sent.code, 0, sent.stderr);
-      assert.equal(sent.stdout, "");
-      assert.equal(
-        JSON.parse(after.stdout).notifications - JSON.parse(before.stdout).notifications,
-        1,
-      );
-    });
+  await t.step("--notify sends a notification the server counts", async () => {
+    const before = await call([url, "stats"]);
+    const sent = await call(["--notify", url, "anything", "[1]"]);
+    const after = await call([url, "stats"]);
+    assert.equal(sent.code, 0, sent.stderr);
+    assert.equal(sent.stdout, "");
+    assert.equal(
+      JSON.parse(after.stdout).notifications - JSON.parse(before.stdout).notifications,
+      1,
+    );
+  });
 
-    await t.step("--timeout-ms gives up on a slow call", async () => {
-      const exit = await call(["--timeout-ms", "50", url, "sleep", "[10000]"]);
-      assert.notEqual(exit.code, 0);
-      assertOneLineError(exit);
-      assert.match(exit.stderr, /no answer within 50 ms/);
-    });
+  await t.step("--timeout-ms gives up on a slow call", async () => {
+    const exit = await call(["--timeout-ms", "50", url, "sleep", "[10000]"]);
+    assert.notEqual(exit.code, 0);
+    assertOneLineError(exit);
+    assert.match(exit.stderr, /no answer within 50 ms/);
+  });
 
-    await t.step("a wrong secret fails with one line and a non-zero exit", async () => {
-      const exit = await call([url, "echo"], "00".repeat(32));
-      assert.notEqual(exit.code, 0);
-      assertOneLineError(exit);
-      assert.match(exit.stderr, /401/);
-    });
+  await t.step("a wrong secret fails with one line and a non-zero exit", async () => {
+    const exit = await call([url, "echo"], "00".repeat(32));
+    assert.notEqual(exit.code, 0);
+    assertOneLineError(exit);
+    assert.match(exit.stderr, /401/);
   });
 });

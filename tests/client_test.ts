@@ -17,38 +17,13 @@ import {
 import type { Peer } from "../peer.ts";
 import { HandlerRegistry } from "../registry.ts";
 import { SharedSecret } from "../secret.ts";
-import { deferred, quiet, startServer, type TestServer } from "./_helpers.ts";
-
-/** A client for `t` with heartbeat off and a quiet logger. */
-function connect(t: TestServer, options: ClientOptions = {}): Client {
-  return new Client(t.server.url, {
-    secret: t.secret,
-    heartbeat: false,
-    logger: quiet,
-    ...options,
-  });
-}
-
-/** Closes the client and the server and checks nothing is left. */
-async function stop(t: TestServer, client: Client): Promise<void> {
-  const peer = client.peer;
-  await client.close();
-  assert.equal(client.state, "closed");
-  if (peer) assert.equal(peer.stats.pendingCalls, 0);
-  assert.equal(client.stats.waitingCalls, 0);
-  await t.server.shutdown();
-  assert.equal(t.server.connections, 0);
-  for (const serverPeer of t.peers) {
-    assert.equal(serverPeer.stats.pendingCalls, 0);
-    assert.equal(serverPeer.stats.runningHandlers, 0);
-  }
-}
+import { connect, deferred, quiet, startServer, stop } from "./_helpers.ts";
 
 // --- Calls --------------------------------------------------------------------------------
 
 Deno.test("Client.call() resolves with the server's result over loopback", async () => {
-  const t = startServer();
-  const client = connect(t);
+  await using t = startServer();
+  await using client = connect(t);
   assert.deepEqual(await client.call("echo", ["hello", 42, { a: [null] }]), [
     "hello",
     42,
@@ -60,8 +35,8 @@ Deno.test("Client.call() resolves with the server's result over loopback", async
 });
 
 Deno.test("Client.opened() resolves once the client is open", async () => {
-  const t = startServer();
-  const client = connect(t);
+  await using t = startServer();
+  await using client = connect(t);
   await client.opened();
   assert.equal(client.state, "open");
   assert.ok(client.peer);
@@ -71,7 +46,7 @@ Deno.test("Client.opened() resolves once the client is open", async () => {
 Deno.test("Client with auth 'secret' presents the secret in the X-Land-Secret header and offers no subprotocol", async () => {
   const secret = SharedSecret.generate();
   const seen = deferred<Headers>();
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
     seen.resolve(new Headers(request.headers)); // a copy: the request is gone once upgraded
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.addEventListener("message", (event) => {
@@ -80,7 +55,7 @@ Deno.test("Client with auth 'secret' presents the secret in the X-Land-Secret he
     });
     return response;
   });
-  const client = new Client(`ws://127.0.0.1:${server.addr.port}/`, {
+  await using client = new Client(`ws://127.0.0.1:${server.addr.port}/`, {
     secret,
     auth: "secret",
     heartbeat: false,
@@ -92,20 +67,18 @@ Deno.test("Client with auth 'secret' presents the secret in the X-Land-Secret he
   assert.equal(headers.get(SECRET_HEADER), secret.toHex());
   assert.equal(headers.get("x-mist-version"), "2");
   assert.equal(headers.get("sec-websocket-protocol"), null);
-  await client.close();
-  await server.shutdown();
 });
 
 Deno.test("Client with secretVia 'protocol' connects to serveLocal", async () => {
-  const t = startServer();
-  const client = connect(t, { secretVia: "protocol" });
+  await using t = startServer();
+  await using client = connect(t, { secretVia: "protocol" });
   assert.deepEqual(await client.call("echo", [1]), [1]);
   await stop(t, client);
 });
 
 Deno.test("Client.call() rejects with RemoteError carrying the server's message", async () => {
-  const t = startServer();
-  const client = connect(t);
+  await using t = startServer();
+  await using client = connect(t);
   await assert.rejects(client.call("fail", ["Disk full"]), (error: unknown) => {
     assert.ok(error instanceof RemoteError);
     assert.equal(error.method, "fail");
@@ -126,8 +99,8 @@ Deno.test("Client.notify() runs the server handler without a reply", async () =>
   const registry = new HandlerRegistry()
     .register("note", (params) => void got.resolve(params))
     .register("echo", (params) => params);
-  const t = startServer({ registry });
-  const client = connect(t);
+  await using t = startServer({ registry });
+  await using client = connect(t);
   await client.opened();
   client.notify("note", ["a", 1]);
   assert.deepEqual(await got.promise, ["a", 1]);
@@ -135,9 +108,9 @@ Deno.test("Client.notify() runs the server handler without a reply", async () =>
   await stop(t, client);
 });
 
-Deno.test("Client.call(): a slow handler does not delay a fast one", async () => {
-  const t = startServer();
-  const client = connect(t);
+Deno.test("Client.call() resolves a fast call while a slow handler is still running", async () => {
+  await using t = startServer();
+  await using client = connect(t);
   const order: string[] = [];
   const gate = t.nextGate();
   const slow = client.call("gate").then((value) => order.push(`slow ${value}`));
@@ -155,8 +128,8 @@ Deno.test("Client.call(): a slow handler does not delay a fast one", async () =>
 
 Deno.test("Client.registry serves calls from the server's onConnection peer", async () => {
   const serverPeer = deferred<Peer>();
-  const t = startServer({ onConnection: (peer) => serverPeer.resolve(peer) });
-  const client = connect(t);
+  await using t = startServer({ onConnection: (peer) => serverPeer.resolve(peer) });
+  await using client = connect(t);
   client.registry.register("clientEcho", (params) => ({ fromClient: params }));
   // The server calls as soon as the connection opens, before the client has sent anything.
   // The timeout only turns a lost frame into a failure instead of a hang.
@@ -170,9 +143,9 @@ Deno.test("Client.registry serves calls from the server's onConnection peer", as
 });
 
 Deno.test("Client.registry answers a server handler calling back through ctx.peer", async () => {
-  const t = startServer();
+  await using t = startServer();
   const registry = new HandlerRegistry().register("double", ([x]) => Number(x) * 2);
-  const client = connect(t, { registry });
+  await using client = connect(t, { registry });
   assert.equal(await client.call("callback", ["double", [21]]), 42);
   await assert.rejects(client.call("callback", ["missing", []]), {
     name: "RemoteError",
@@ -183,42 +156,54 @@ Deno.test("Client.registry answers a server handler calling back through ctx.pee
 
 // --- Timeouts and cancellation -------------------------------------------------------------
 
-Deno.test("Client.call() with timeoutMs rejects TimeoutError and fires the server handler's signal", async () => {
-  const t = startServer();
-  const client = connect(t);
+Deno.test("Client.call() with timeoutMs rejects with TimeoutError and fires the server handler's signal", async () => {
+  await using t = startServer();
+  await using client = connect(t);
   await client.opened();
-  const call = client.call("awaitAbort", [], { timeoutMs: 1 });
+  const call = client.call("awaitAbort", [], { timeoutMs: 30 });
+  const signal = await t.abortStarted.promise;
   await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof DOMException);
+    assert.ok(error instanceof DOMException, String(error));
     assert.equal(error.name, "TimeoutError");
+    assert.equal(error.message, 'Call "awaitAbort" timed out after 30 ms');
     return true;
   });
+  assert.equal(client.peer!.stats.pendingCalls, 0);
   const reason = await t.aborted.promise;
+  assert.ok(signal.aborted);
   assert.ok(reason instanceof DOMException);
   assert.equal(reason.name, "AbortError");
+  // A round trip later the server's handler has finished and the late reply was dropped.
   assert.deepEqual(await client.call("echo", [1]), [1]);
+  assert.equal(t.peers[0].stats.runningHandlers, 0);
+  assert.equal(client.peer!.stats.pendingCalls, 0);
   await stop(t, client);
 });
 
-Deno.test("Client.call() rejects with signal.reason on abort and the server handler is told", async () => {
-  const t = startServer();
-  const client = connect(t);
+Deno.test("Client.call() rejects with signal.reason on abort and fires the server handler's signal", async () => {
+  await using t = startServer();
+  await using client = connect(t);
   const controller = new AbortController();
   const call = client.call("awaitAbort", [], { signal: controller.signal });
-  await t.abortStarted.promise;
+  const signal = await t.abortStarted.promise;
+  assert.equal(client.peer!.stats.pendingCalls, 1);
   const reason = new Error("user cancelled");
   controller.abort(reason);
   await assert.rejects(call, (error: unknown) => error === reason);
+  assert.equal(client.peer!.stats.pendingCalls, 0, "settled at once, before any reply");
   const remote = await t.aborted.promise;
+  assert.ok(signal.aborted);
   assert.equal((remote as DOMException).name, "AbortError");
+  assert.deepEqual(await client.call("echo", [2]), [2]);
+  assert.equal(t.peers[0].stats.runningHandlers, 0);
   await stop(t, client);
 });
 
 // --- Limits -------------------------------------------------------------------------------
 
 Deno.test("Client.call() rejects LimitError message-too-big for an outgoing call over the limit", async () => {
-  const t = startServer();
-  const client = connect(t, { maxMessageBytes: 1024 });
+  await using t = startServer();
+  await using client = connect(t, { maxMessageBytes: 1024 });
   await client.opened();
   await assert.rejects(client.call("echo", ["x".repeat(1024)]), (error: unknown) => {
     assert.ok(error instanceof LimitError);
@@ -232,8 +217,8 @@ Deno.test("Client.call() rejects LimitError message-too-big for an outgoing call
 });
 
 Deno.test("Client closes with 1009 when a reply is over its maxMessageBytes", async () => {
-  const t = startServer();
-  const client = connect(t, { maxMessageBytes: 1024, reconnect: false });
+  await using t = startServer();
+  await using client = connect(t, { maxMessageBytes: 1024, reconnect: false });
   await client.opened();
   const peer = client.peer!;
   await assert.rejects(client.call("big", [2000]), (error: unknown) => {
@@ -253,8 +238,8 @@ Deno.test("Client closes with 1009 when a reply is over its maxMessageBytes", as
 // --- Disconnects --------------------------------------------------------------------------
 
 Deno.test("Client.call() rejects with DisconnectedError when the server goes away", async () => {
-  const t = startServer({ shutdownGraceMs: 0 });
-  const client = connect(t, { reconnect: false });
+  await using t = startServer({ shutdownGraceMs: 0 });
+  await using client = connect(t, { reconnect: false });
   const gate = t.nextGate();
   const call = client.call("gate");
   const open = await gate;
@@ -276,8 +261,8 @@ Deno.test("Client.call() rejects with DisconnectedError when the server goes awa
 
 Deno.test("Client.call() rejects with DisconnectedError when the server-side peer closes", async () => {
   const serverPeer = deferred<Peer>();
-  const t = startServer({ onConnection: (peer) => serverPeer.resolve(peer) });
-  const client = connect(t, { reconnect: false });
+  await using t = startServer({ onConnection: (peer) => serverPeer.resolve(peer) });
+  await using client = connect(t, { reconnect: false });
   const gate = t.nextGate();
   const call = client.call("gate");
   const open = await gate;
@@ -293,8 +278,8 @@ Deno.test("Client.call() rejects with DisconnectedError when the server-side pee
 });
 
 Deno.test("Client.call() after close() rejects with ClosedError", async () => {
-  const t = startServer();
-  const client = connect(t);
+  await using t = startServer();
+  await using client = connect(t);
   await client.opened();
   await client.close();
   await assert.rejects(client.call("echo"), (error: unknown) => {
@@ -307,8 +292,8 @@ Deno.test("Client.call() after close() rejects with ClosedError", async () => {
 });
 
 Deno.test("Client with a wrong secret and no reconnect goes dead; waiting calls reject ChannelDeadError", async () => {
-  const t = startServer();
-  const client = connect(t, { secret: SharedSecret.generate(), reconnect: false });
+  await using t = startServer();
+  await using client = connect(t, { secret: SharedSecret.generate(), reconnect: false });
   await assert.rejects(client.call("echo"), ChannelDeadError);
   assert.equal(client.state, "dead");
   assert.equal(t.peers.length, 0);
@@ -352,8 +337,8 @@ Deno.test("Client() throws RangeError naming an out-of-range option", () => {
 });
 
 Deno.test("Client.close() rejects calls in flight with ClosedError, not DisconnectedError", async () => {
-  const t = startServer();
-  const client = connect(t);
+  await using t = startServer();
+  await using client = connect(t);
   const gate = t.nextGate();
   const call = client.call("gate");
   const open = await gate;
@@ -364,13 +349,13 @@ Deno.test("Client.close() rejects calls in flight with ClosedError, not Disconne
     return true;
   });
   open.resolve(null);
-  await t.server.shutdown();
+  await stop(t, client);
 });
 
 Deno.test("Client with secretInQuery adds ?secret= to the URL, and a browser's protocols put the hex first", async () => {
   const secret = SharedSecret.generate();
   const seen: { url: string; protocols: string | null }[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+  await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
     seen.push({ url: request.url, protocols: request.headers.get("sec-websocket-protocol") });
     const offered = request.headers.get("sec-websocket-protocol")?.split(",")[0].trim();
     const { socket, response } = Deno.upgradeWebSocket(request, { protocol: offered });
@@ -381,7 +366,7 @@ Deno.test("Client with secretInQuery adds ?secret= to the URL, and a browser's p
     return response;
   });
   for (const secretVia of ["header", "protocol"] as const) {
-    const client = new Client(`ws://127.0.0.1:${server.addr.port}/path?x=1`, {
+    await using client = new Client(`ws://127.0.0.1:${server.addr.port}/path?x=1`, {
       secret,
       auth: "secret",
       secretVia,
@@ -392,7 +377,6 @@ Deno.test("Client with secretInQuery adds ?secret= to the URL, and a browser's p
     });
     assert.equal(await client.call("anything"), null);
     assert.equal(client.peer?.remote, undefined, "a seed server");
-    await client.close();
   }
   assert.equal(seen.length, 2);
   for (const { url } of seen) {
@@ -401,5 +385,4 @@ Deno.test("Client with secretInQuery adds ?secret= to the URL, and a browser's p
   }
   assert.equal(seen[0].protocols, null);
   assert.equal(seen[1].protocols, `${secret.toHex()}, mist.v1`);
-  await server.shutdown();
 });

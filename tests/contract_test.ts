@@ -34,7 +34,7 @@ function exactly<T>(value: T): T {
   return value;
 }
 
-Deno.test("Typed contracts: calls, notifications, handlers and call-backs are checked at compile time", async () => {
+Deno.test("Client and HandlerRegistry typed by a contract check calls, notifications, handlers and call-backs at compile time", async () => {
   const secret = SharedSecret.generate();
   const registry = new HandlerRegistry<ServerApi, ClientApi>()
     .register("add", ([a, b]) => a + b)
@@ -49,57 +49,47 @@ Deno.test("Typed contracts: calls, notifications, handlers and call-backs are ch
   // @ts-expect-error: the handler of "add" must return a number
   new HandlerRegistry<ServerApi>().register("add", () => "three");
 
-  const server = serveLocal<ServerApi, ClientApi>({ secret, registry, logger: quiet });
-  const client = new Client<ServerApi, ClientApi>(server.url, {
+  await using server = serveLocal<ServerApi, ClientApi>({ secret, registry, logger: quiet });
+  await using client = new Client<ServerApi, ClientApi>(server.url, {
     secret,
     heartbeat: false,
     logger: quiet,
   });
   client.registry.register("theme", () => "dark" as const);
-  try {
-    exactly<number>(await client.call("add", [2, 3]));
-    assert.equal(await client.call("add", [2, 3]), 5);
-    const doc = await client.call("doc.open", { uri: "file:///a.ts" });
-    assert.equal(exactly<{ text: string }>(doc).text, "file:///a.ts:1 (dark)");
-    assert.equal(exactly<"pong">(await client.call("ping")), "pong");
-    client.notify("log", ["a line"]);
+  exactly<number>(await client.call("add", [2, 3]));
+  assert.equal(await client.call("add", [2, 3]), 5);
+  const doc = await client.call("doc.open", { uri: "file:///a.ts" });
+  assert.equal(exactly<{ text: string }>(doc).text, "file:///a.ts:1 (dark)");
+  assert.equal(exactly<"pong">(await client.call("ping")), "pong");
+  client.notify("log", ["a line"]);
 
-    // Each of these lines fails to compile; at run time they reach the server and fail there.
-    // @ts-expect-error: "sub" is not a method of ServerApi
-    await assert.rejects(client.call("sub", [1, 2]), RemoteError);
-    // @ts-expect-error: the params of "add" are two numbers
-    assert.equal(await client.call("add", ["2", 3]), "23");
-    // @ts-expect-error: "doc.open" takes by-name params, not positional
-    await client.call("doc.open", ["file:///a.ts"]).catch(() => {});
-    // @ts-expect-error: "add" needs its params
-    await client.call("add").catch(() => {});
-    // @ts-expect-error: notifications are checked too
-    client.notify("log", [42]);
-  } finally {
-    await client.close();
-    await server.shutdown();
-  }
+  // Each of these lines fails to compile; at run time they reach the server and fail there.
+  // @ts-expect-error: "sub" is not a method of ServerApi
+  await assert.rejects(client.call("sub", [1, 2]), RemoteError);
+  // @ts-expect-error: the params of "add" are two numbers
+  assert.equal(await client.call("add", ["2", 3]), "23");
+  // @ts-expect-error: "doc.open" takes by-name params, not positional
+  await client.call("doc.open", ["file:///a.ts"]).catch(() => {});
+  // @ts-expect-error: "add" needs its params
+  await client.call("add").catch(() => {});
+  // @ts-expect-error: notifications are checked too
+  client.notify("log", [42]);
 });
 
-Deno.test("Contract sides keep today's signatures: any method, params and result unknown", async () => {
+Deno.test("Client and HandlerRegistry without a contract take any method, with params and result unknown", async () => {
   const secret = SharedSecret.generate();
   const registry = new HandlerRegistry()
     .register("echo", (params) => params)
     .register<{ name: string }>("greet", ({ name }) => `Hello, ${name}`);
-  const server = serveLocal({ secret, registry, logger: quiet });
-  const client = new Client(server.url, { secret, heartbeat: false, logger: quiet });
+  await using server = serveLocal({ secret, registry, logger: quiet });
+  await using client = new Client(server.url, { secret, heartbeat: false, logger: quiet });
   const states: ClientState[] = [];
   // The listener's event is a StateChangeEvent without a cast.
   client.addEventListener("statechange", (event) => states.push(exactly<ClientState>(event.state)));
-  try {
-    const echoed: unknown = await client.call("echo", [1, "a"]);
-    assert.deepEqual(echoed, [1, "a"]);
-    assert.equal(await client.call("greet", { name: "Sky" }), "Hello, Sky");
-    assert.deepEqual(states, ["open"]);
-  } finally {
-    await client.close();
-    await server.shutdown();
-  }
+  const echoed: unknown = await client.call("echo", [1, "a"]);
+  assert.deepEqual(echoed, [1, "a"]);
+  assert.equal(await client.call("greet", { name: "Sky" }), "Hello, Sky");
+  assert.deepEqual(states, ["open"]);
 });
 
 // --- Validation where trust ends -----------------------------------------------------------
@@ -127,34 +117,33 @@ Deno.test("HandlerRegistry.fromSchemas() types handlers from the schemas and ref
       ran.push("doc.open");
       return exactly<string>(uri).length;
     });
-  const server = serveLocal({ secret, registry, logger: quiet });
-  const client = new Client<Validated>(server.url, { secret, heartbeat: false, logger: quiet });
-  try {
-    assert.equal(exactly<number>(await client.call("add", [2, 3])), 5);
-    assert.equal(await client.call("doc.open", { uri: "file:///x" }), 9);
-    const untyped = client as unknown as Client;
-    const cases: [string, unknown, RegExp][] = [
-      ["add", [2, "3"], /^Invalid params for "add": \[1\]: Invalid type: Expected number/],
-      ["add", [2], /^Invalid params for "add": /],
-      ["add", { a: 1 }, /^Invalid params for "add": Invalid type: Expected Array/],
-      ["doc.open", { uri: "http://x" }, /^Invalid params for "doc\.open": uri: Invalid start/],
-      ["doc.open", { uri: "file:///x", line: "7" }, /^Invalid params for "doc\.open": line: /],
-    ];
-    for (const [method, params, message] of cases) {
-      await assert.rejects(untyped.call(method, params as unknown[]), (error: unknown) => {
-        assert.ok(error instanceof RemoteError, String(error));
-        assert.match(error.remoteMessage, message);
-        return true;
-      });
-    }
-    assert.deepEqual(ran, ["add", "doc.open"], "a handler ran with invalid params");
-  } finally {
-    await client.close();
-    await server.shutdown();
+  await using server = serveLocal({ secret, registry, logger: quiet });
+  await using client = new Client<Validated>(server.url, {
+    secret,
+    heartbeat: false,
+    logger: quiet,
+  });
+  assert.equal(exactly<number>(await client.call("add", [2, 3])), 5);
+  assert.equal(await client.call("doc.open", { uri: "file:///x" }), 9);
+  const untyped = client as unknown as Client;
+  const cases: [string, unknown, RegExp][] = [
+    ["add", [2, "3"], /^Invalid params for "add": \[1\]: Invalid type: Expected number/],
+    ["add", [2], /^Invalid params for "add": /],
+    ["add", { a: 1 }, /^Invalid params for "add": Invalid type: Expected Array/],
+    ["doc.open", { uri: "http://x" }, /^Invalid params for "doc\.open": uri: Invalid start/],
+    ["doc.open", { uri: "file:///x", line: "7" }, /^Invalid params for "doc\.open": line: /],
+  ];
+  for (const [method, params, message] of cases) {
+    await assert.rejects(untyped.call(method, params as unknown[]), (error: unknown) => {
+      assert.ok(error instanceof RemoteError, String(error));
+      assert.match(error.remoteMessage, message);
+      return true;
+    });
   }
+  assert.deepEqual(ran, ["add", "doc.open"], "a handler ran with invalid params");
 });
 
-Deno.test("HandlerRegistry refuses a schema that is not a Standard Schema", () => {
+Deno.test("HandlerRegistry() throws for a schema that is not a Standard Schema", () => {
   assert.throws(
     () => new HandlerRegistry({ schemas: { add: { params: {} as never } } }),
     /schemas\["add"\]\.params: not a Standard Schema/,
@@ -182,20 +171,15 @@ Deno.test("HandlerRegistry validates with an async schema too, and a notificatio
   const registry = new HandlerRegistry<{ note: { params: [string]; result: void } }>({
     schemas: { note: { params: asyncSchema } },
   }).register("note", ([text]) => void notes.push(text));
-  const server = serveLocal({ secret, registry, logger: quiet });
-  const client = new Client(server.url, { secret, heartbeat: false, logger: quiet });
-  try {
-    client.notify("note", [1]);
-    client.notify("note", ["kept"]);
-    await assert.rejects(
-      client.call("note", [2]),
-      /Invalid params for "note": \[0\]: Expected a string/,
-    );
-    assert.equal(await client.call("note", ["also kept"]), null);
-    assert.deepEqual(notes, ["kept", "also kept"]);
-    assert.equal(checked, 4);
-  } finally {
-    await client.close();
-    await server.shutdown();
-  }
+  await using server = serveLocal({ secret, registry, logger: quiet });
+  await using client = new Client(server.url, { secret, heartbeat: false, logger: quiet });
+  client.notify("note", [1]);
+  client.notify("note", ["kept"]);
+  await assert.rejects(
+    client.call("note", [2]),
+    /Invalid params for "note": \[0\]: Expected a string/,
+  );
+  assert.equal(await client.call("note", ["also kept"]), null);
+  assert.deepEqual(notes, ["kept", "also kept"]);
+  assert.equal(checked, 4);
 });

@@ -6,46 +6,10 @@
  */
 import assert from "node:assert/strict";
 import { isNoDelaySupported, NoDelayWebSocket } from "../_socket/no_delay.ts";
-import type { WebSocketLikeEvent } from "../transport.ts";
+import { hostileServer, serverFrame, upgradeHead, watch, writeAll } from "./_hostile_server.ts";
+import { freePort, replaced } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
-
-/** Records a socket's events in order; `closed` settles with the close event. */
-function watch(socket: NoDelayWebSocket): {
-  events: string[];
-  messages: unknown[];
-  opened: Promise<void>;
-  closed: Promise<WebSocketLikeEvent>;
-  next: () => Promise<unknown>;
-} {
-  const events: string[] = [];
-  const messages: unknown[] = [];
-  const waiting: ((data: unknown) => void)[] = [];
-  socket.addEventListener("message", (event) => {
-    events.push("message");
-    const resolve = waiting.shift();
-    if (resolve) resolve(event.data);
-    else messages.push(event.data);
-  });
-  socket.addEventListener("error", () => events.push("error"));
-  const opened = new Promise<void>((resolve) =>
-    socket.addEventListener("open", () => {
-      events.push("open");
-      resolve();
-    })
-  );
-  const closed = new Promise<WebSocketLikeEvent>((resolve) =>
-    socket.addEventListener("close", (event) => {
-      events.push("close");
-      resolve(event);
-    })
-  );
-  const next = (): Promise<unknown> =>
-    messages.length > 0
-      ? Promise.resolve(messages.shift())
-      : new Promise((resolve) => waiting.push(resolve));
-  return { events, messages, opened, closed, next };
-}
 
 interface ServerOptions {
   /** The subprotocol to select from the offered ones. */
@@ -56,13 +20,15 @@ interface ServerOptions {
   opened?: (socket: WebSocket, request: Request) => void;
 }
 
-/** An echo server on 127.0.0.1 that ignores text frames starting with "n" (notifications). */
+/**
+ * An echo server on 127.0.0.1 that ignores text frames starting with "n" (notifications).
+ * `await using server = echoServer()` shuts it down.
+ */
 function echoServer(options: ServerOptions = {}): {
   url: string;
-  server: Deno.HttpServer<Deno.NetAddr>;
   requests: { url: string; headers: Headers }[]; // copied: a Request closes after upgrade
   serverClosed: Promise<{ code: number; reason: string }>;
-} {
+} & AsyncDisposable {
   const requests: { url: string; headers: Headers }[] = [];
   let reportClose: (close: { code: number; reason: string }) => void = () => {};
   const serverClosed = new Promise<{ code: number; reason: string }>((r) => reportClose = r);
@@ -92,29 +58,17 @@ function echoServer(options: ServerOptions = {}): {
   );
   return {
     url: `ws://127.0.0.1:${server.addr.port}/mist?x=1`,
-    server,
     requests,
     serverClosed,
+    [Symbol.asyncDispose]: () => server.shutdown(),
   };
 }
 
-/** Closes the client normally and waits for both ends, then stops the server. */
-async function finish(
-  socket: NoDelayWebSocket,
-  closed: Promise<WebSocketLikeEvent>,
-  server: Deno.HttpServer,
-): Promise<WebSocketLikeEvent> {
-  socket.close();
-  const event = await closed;
-  await server.shutdown();
-  return event;
-}
-
-Deno.test("isNoDelaySupported is true in Deno", () => {
+Deno.test("isNoDelaySupported() returns true in Deno", () => {
   assert.equal(isNoDelaySupported(), true);
 });
 
-Deno.test("constructor rejects wss:, http: and handshake headers synchronously", () => {
+Deno.test("NoDelayWebSocket() throws for wss:, http: and handshake headers, synchronously", () => {
   assert.throws(() => new NoDelayWebSocket("wss://127.0.0.1:1/"), TypeError);
   assert.throws(() => new NoDelayWebSocket("http://127.0.0.1:1/"), TypeError);
   assert.throws(
@@ -137,10 +91,12 @@ Deno.test("constructor rejects wss:, http: and handshake headers synchronously",
   );
 });
 
-Deno.test("handshake, then text echo of 5 B, 70 KiB (64-bit length) and 1 MiB", async () => {
-  const { url, server, requests } = echoServer();
+Deno.test("NoDelayWebSocket opens, then sends and receives text of 5 B, 70 KiB (64-bit length) and 1 MiB", async () => {
+  await using server = echoServer();
+  const { url, requests } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, opened, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { events, opened, closed, next } = watched;
   assert.equal(socket.readyState, 0);
   assert.throws(() => socket.send("early"), { name: "InvalidStateError" });
   await opened;
@@ -157,16 +113,19 @@ Deno.test("handshake, then text echo of 5 B, 70 KiB (64-bit length) and 1 MiB", 
     socket.send(text); // surrogate pairs, a genuine U+FFFD, growth past the 1-byte guess
     assert.equal(await next(), text);
   }
-  const event = await finish(socket, closed, server);
+  socket.close();
+  const event = await closed;
   assert.equal(event.code, 1000);
   assert.equal(socket.readyState, 3);
   assert.deepEqual(events.filter((e) => e !== "message"), ["open", "close"]);
 });
 
-Deno.test("binary messages arrive as ArrayBuffer (and as Blob by default)", async () => {
-  const { url, server } = echoServer();
+Deno.test("NoDelayWebSocket delivers binary messages as ArrayBuffer (and as Blob by default)", async () => {
+  await using server = echoServer();
+  const { url } = server;
   const socket = new NoDelayWebSocket(url);
-  const { opened, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed, next } = watched;
   await opened;
   assert.equal(socket.binaryType, "blob");
   socket.send(new Uint8Array([1, 2, 3]).buffer);
@@ -186,14 +145,17 @@ Deno.test("binary messages arrive as ArrayBuffer (and as Blob by default)", asyn
     assert.ok(data instanceof ArrayBuffer);
     assert.deepEqual(new Uint8Array(data), bytes);
   }
-  await finish(socket, closed, server);
+  socket.close();
+  await closed;
 });
 
-Deno.test("large messages back to back keep their bytes although large buffers are reused", async () => {
-  const { url, server } = echoServer();
+Deno.test("NoDelayWebSocket keeps the bytes of large messages back to back although it reuses large buffers", async () => {
+  await using server = echoServer();
+  const { url } = server;
   const socket = new NoDelayWebSocket(url);
   socket.binaryType = "arraybuffer";
-  const { opened, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed, next } = watched;
   await opened;
   // Sent in one turn: the second and third cannot reuse the first's buffer, still unwritten.
   const texts = ["a", "b", "c"].map((letter) => letter.repeat(300_000));
@@ -212,18 +174,21 @@ Deno.test("large messages back to back keep their bytes although large buffers a
     received.length === bytes.length && received.every((byte, i) => byte === bytes[i]),
     "the binary message changed after a later text message arrived",
   );
-  await finish(socket, closed, server);
+  socket.close();
+  await closed;
 });
 
-Deno.test("headers reach the server and the selected subprotocol is exposed", async () => {
-  const { url, server, requests } = echoServer({
+Deno.test("NoDelayWebSocket sends its headers and exposes the selected subprotocol", async () => {
+  await using server = echoServer({
     protocol: (offered) => offered.includes("mist.v2") ? "mist.v2" : undefined,
   });
+  const { url, requests } = server;
   const socket = new NoDelayWebSocket(url, {
     headers: { "X-Land-Secret": "s3cret" },
     protocols: ["mist.v1", "mist.v2"],
   });
-  const { opened, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed } = watched;
   await opened;
   assert.equal(requests[0].headers.get("x-land-secret"), "s3cret");
   assert.equal(
@@ -231,51 +196,55 @@ Deno.test("headers reach the server and the selected subprotocol is exposed", as
     "mist.v1, mist.v2",
   );
   assert.equal(socket.protocol, "mist.v2");
-  await finish(socket, closed, server);
+  socket.close();
+  await closed;
 });
 
-Deno.test("a 401 response fires error, then close 1006", async () => {
-  const { url, server } = echoServer({
+Deno.test("NoDelayWebSocket fires error, then close 1006, on a 401 response", async () => {
+  await using server = echoServer({
     reject: () => new Response("no", { status: 401 }),
   });
+  const { url } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed } = watched;
   const event = await closed;
   assert.equal(event.code, 1006);
   assert.equal(socket.readyState, 3);
   assert.deepEqual(events, ["error", "close"]);
   socket.close(); // a no-op once closed
-  await server.shutdown();
 });
 
-Deno.test("connection refused fires error, then close 1006", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = listener.addr.port;
-  listener.close(); // nothing listens on this port now
+Deno.test("NoDelayWebSocket fires error, then close 1006, when the connection is refused", async () => {
+  const port = freePort(); // nothing listens on this port now
   const socket = new NoDelayWebSocket(`ws://127.0.0.1:${port}/`);
-  const { events, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed } = watched;
   assert.equal((await closed).code, 1006);
   assert.deepEqual(events, ["error", "close"]);
 });
 
-Deno.test("server-initiated close delivers code 4001 and its reason", async () => {
-  const { url, server, serverClosed } = echoServer({
+Deno.test("NoDelayWebSocket reports a server's close with code 4001 and its reason", async () => {
+  await using server = echoServer({
     opened: (socket) => socket.close(4001, "bye now"),
   });
+  const { url, serverClosed } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed } = watched;
   const event = await closed;
   assert.equal(event.code, 4001);
   assert.equal(event.reason, "bye now");
   assert.deepEqual(events, ["open", "close"]);
   assert.equal((await serverClosed).code, 4001); // the client echoed the code
-  await server.shutdown();
 });
 
-Deno.test("client close reaches the server with its code and reason", async () => {
-  const { url, server, serverClosed } = echoServer();
+Deno.test("NoDelayWebSocket.close() reaches the server with its code and reason", async () => {
+  await using server = echoServer();
+  const { url, serverClosed } = server;
   const socket = new NoDelayWebSocket(url);
-  const { opened, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed } = watched;
   await opened;
   assert.throws(() => socket.close(1001), { name: "InvalidAccessError" });
   assert.throws(() => socket.close(4000, "x".repeat(124)), {
@@ -288,24 +257,26 @@ Deno.test("client close reaches the server with its code and reason", async () =
   const event = await closed;
   assert.equal(event.code, 4002);
   assert.equal(socket.readyState, 3);
-  await server.shutdown();
 });
 
-Deno.test("close while connecting fires error, then close 1006", async () => {
-  const { url, server } = echoServer();
+Deno.test("NoDelayWebSocket.close() while connecting fires error, then close 1006", async () => {
+  await using server = echoServer();
+  const { url } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed } = watched;
   socket.close();
   assert.equal(socket.readyState, 2);
   assert.equal((await closed).code, 1006);
   assert.deepEqual(events, ["error", "close"]);
-  await server.shutdown();
 });
 
-Deno.test("bufferedAmount counts queued payload bytes and returns to 0", async () => {
-  const { url, server } = echoServer();
+Deno.test("NoDelayWebSocket.bufferedAmount counts queued payload bytes and returns to 0", async () => {
+  await using server = echoServer();
+  const { url } = server;
   const socket = new NoDelayWebSocket(url);
-  const { opened, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed, next } = watched;
   await opened;
   assert.equal(socket.bufferedAmount, 0);
   const text = "x".repeat(4 * 1024 * 1024);
@@ -316,17 +287,18 @@ Deno.test("bufferedAmount counts queued payload bytes and returns to 0", async (
   assert.equal(await next(), text);
   assert.equal(await next(), "after");
   assert.equal(socket.bufferedAmount, 0);
-  await finish(socket, closed, server);
+  socket.close();
+  await closed;
 });
 
-Deno.test("connects to [::1] when IPv6 loopback is available", async (t) => {
+Deno.test("NoDelayWebSocket connects to [::1] when IPv6 loopback is available", async (t) => {
   try {
     Deno.listen({ hostname: "::1", port: 0 }).close();
   } catch {
     await t.step({ name: "IPv6 loopback unavailable", ignore: true, fn() {} });
     return;
   }
-  const server = Deno.serve(
+  await using server = Deno.serve(
     { hostname: "::1", port: 0, onListen() {} },
     (request) => {
       const { socket, response } = Deno.upgradeWebSocket(request);
@@ -335,153 +307,62 @@ Deno.test("connects to [::1] when IPv6 loopback is available", async (t) => {
     },
   );
   const socket = new NoDelayWebSocket(`ws://[::1]:${server.addr.port}/`);
-  const { opened, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed, next } = watched;
   await opened;
   socket.send("over IPv6");
   assert.equal(await next(), "over IPv6");
-  await finish(socket, closed, server);
+  socket.close();
+  await closed;
 });
 
-Deno.test("TCP no-delay is set before the handshake, so a notification cannot hold back a call", async () => {
+Deno.test("NoDelayWebSocket sets TCP no-delay before the handshake, so a notification cannot hold back a call", async () => {
   const connect = Deno.connect;
   const log: string[] = [];
-  Deno.connect = (async (options: Deno.ConnectOptions) => {
-    const conn = await connect(options);
-    const setNoDelay = conn.setNoDelay.bind(conn);
-    const write = conn.write.bind(conn);
-    conn.setNoDelay = (noDelay?: boolean) => {
-      log.push(`setNoDelay(${noDelay})`);
-      setNoDelay(noDelay);
-    };
-    conn.write = (bytes: Uint8Array) => {
-      if (log.at(-1) !== "write") log.push("write");
-      return write(bytes);
-    };
-    return conn;
-  }) as typeof Deno.connect;
-  const { url, server } = echoServer();
-  try {
-    const socket = new NoDelayWebSocket(url);
-    const { opened, closed, next } = watch(socket);
-    await opened;
-    assert.deepEqual(log, ["setNoDelay(true)", "write"]); // before the handshake request
-    for (let i = 0; i < 3; i++) { // the case Nagle delays: unanswered frame, then a call
-      socket.send(`n${i}`);
-      socket.send(`r${i}`);
-      assert.equal(await next(), `r${i}`);
-    }
-    await finish(socket, closed, server);
-  } finally {
-    Deno.connect = connect;
+  using _connect = replaced(
+    Deno,
+    "connect",
+    (async (options: Deno.ConnectOptions) => {
+      const conn = await connect(options);
+      const setNoDelay = conn.setNoDelay.bind(conn);
+      const write = conn.write.bind(conn);
+      conn.setNoDelay = (noDelay?: boolean) => {
+        log.push(`setNoDelay(${noDelay})`);
+        setNoDelay(noDelay);
+      };
+      conn.write = (bytes: Uint8Array) => {
+        if (log.at(-1) !== "write") log.push("write");
+        return write(bytes);
+      };
+      return conn;
+    }) as typeof Deno.connect,
+  );
+  await using server = echoServer();
+  const { url } = server;
+  const socket = new NoDelayWebSocket(url);
+  await using watched = watch(socket);
+  const { opened, closed, next } = watched;
+  await opened;
+  assert.deepEqual(log, ["setNoDelay(true)", "write"]); // before the handshake request
+  for (let i = 0; i < 3; i++) { // the case Nagle delays: unanswered frame, then a call
+    socket.send(`n${i}`);
+    socket.send(`r${i}`);
+    assert.equal(await next(), `r${i}`);
   }
+  socket.close();
+  await closed;
 });
 
 // Raw server: frames that Deno.serve never sends.
 
-/** Reads exact byte counts from a connection. */
-class Reader {
-  #conn: Deno.Conn;
-  #buffered = new Uint8Array(0);
-  constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-  }
-  async bytes(count: number): Promise<Uint8Array> {
-    while (this.#buffered.length < count) { // each read adds a byte or throws
-      const chunk = new Uint8Array(65536);
-      const read = await this.#conn.read(chunk);
-      if (read === null) throw new Error("connection ended");
-      const next = new Uint8Array(this.#buffered.length + read);
-      next.set(this.#buffered);
-      next.set(chunk.subarray(0, read), this.#buffered.length);
-      this.#buffered = next;
-    }
-    const out = this.#buffered.slice(0, count);
-    this.#buffered = this.#buffered.slice(count);
-    return out;
-  }
-  async head(): Promise<string> {
-    let text = "";
-    while (!text.endsWith("\r\n\r\n")) { // bounded by the 8 KiB check
-      text += String.fromCharCode((await this.bytes(1))[0]);
-      if (text.length > 8192) throw new Error("head too long");
-    }
-    return text;
-  }
-  /** One client frame, unmasked; asserts that it was masked. */
-  async frame(): Promise<{ opcode: number; payload: Uint8Array }> {
-    const [b0, b1] = await this.bytes(2);
-    assert.equal(b1 & 0x80, 0x80, "client frames are masked");
-    let length = b1 & 0x7f;
-    if (length === 126) {
-      length = new DataView((await this.bytes(2)).buffer).getUint16(0);
-    } else if (length === 127) {
-      length = Number(
-        new DataView((await this.bytes(8)).buffer).getBigUint64(0),
-      );
-    }
-    const mask = await this.bytes(4);
-    const payload = await this.bytes(length);
-    for (let i = 0; i < length; i++) payload[i] ^= mask[i & 3];
-    return { opcode: b0 & 0x0f, payload };
-  }
-}
-
-/** An unmasked server frame. */
-function serverFrame(
-  opcode: number,
-  payload: Uint8Array | string,
-  fin = true,
-): Uint8Array {
-  const body = typeof payload === "string" ? encoder.encode(payload) : payload;
-  assert.ok(body.length < 126);
-  return new Uint8Array([(fin ? 0x80 : 0) | opcode, body.length, ...body]);
-}
-
-async function acceptFor(key: string): Promise<string> {
-  const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    encoder.encode(key + GUID),
-  );
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
-}
-
-/** A one-connection TCP server that answers the handshake (unless told otherwise) and runs `script`. */
-function rawServer(
-  script: (conn: Deno.Conn, reader: Reader) => Promise<void>,
-  response?: (accept: string) => string,
-  sameWrite: Uint8Array = new Uint8Array(0), // frames sent in the response's own write
-): { url: string; done: Promise<void> } {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const done = (async () => {
-    const conn = await listener.accept();
-    listener.close();
-    try {
-      const reader = new Reader(conn);
-      const head = await reader.head();
-      const key = /sec-websocket-key: (\S+)/i.exec(head)?.[1] ?? "";
-      const accept = await acceptFor(key);
-      const reply = encoder.encode(
-        response?.(accept) ??
-          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
-            `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-      );
-      await conn.write(new Uint8Array([...reply, ...sameWrite]));
-      await script(conn, reader);
-    } finally {
-      conn.close();
-    }
-  })();
-  return { url: `ws://127.0.0.1:${listener.addr.port}/`, done };
-}
-
-Deno.test("fragments are reassembled, pings answered with the same payload, close without code is 1005", async () => {
-  const { url, done } = rawServer(async (conn, reader) => {
-    await conn.write(
+Deno.test("NoDelayWebSocket reassembles fragments, answers pings with their payload, and reports a close without code as 1005", async () => {
+  await using server = hostileServer(async (conn, reader) => {
+    await writeAll(
+      conn,
       new Uint8Array([
-        ...serverFrame(1, "Hé", false),
+        ...serverFrame(1, "Hé", { fin: false }),
         ...serverFrame(9, "ping!"),
-        ...serverFrame(0, new Uint8Array([0xc3]), false), // splits a UTF-8 sequence
+        ...serverFrame(0, new Uint8Array([0xc3]), { fin: false }), // splits a UTF-8 sequence
         ...serverFrame(0, new Uint8Array([0xa9, 0x21])),
         ...serverFrame(10, "unsolicited pong"),
       ]),
@@ -489,12 +370,14 @@ Deno.test("fragments are reassembled, pings answered with the same payload, clos
     const pong = await reader.frame();
     assert.equal(pong.opcode, 10);
     assert.equal(new TextDecoder().decode(pong.payload), "ping!");
-    await conn.write(serverFrame(8, new Uint8Array(0)));
+    await writeAll(conn, serverFrame(8, new Uint8Array(0)));
     const close = await reader.frame();
-    assert.deepEqual(close, { opcode: 8, payload: new Uint8Array(0) });
+    assert.deepEqual(close, { fin: true, opcode: 8, payload: new Uint8Array(0) });
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed, next } = watched;
   assert.equal(await next(), "Héé!");
   const event = await closed;
   assert.equal(event.code, 1005);
@@ -502,34 +385,38 @@ Deno.test("fragments are reassembled, pings answered with the same payload, clos
   await done;
 });
 
-Deno.test("invalid UTF-8 fails the connection with 1007", async () => {
-  const { url, done } = rawServer(async (conn, reader) => {
-    await conn.write(serverFrame(1, new Uint8Array([0x61, 0xff])));
+Deno.test("NoDelayWebSocket fails the connection with 1007 on invalid UTF-8", async () => {
+  await using server = hostileServer(async (conn, reader) => {
+    await writeAll(conn, serverFrame(1, new Uint8Array([0x61, 0xff])));
     const close = await reader.frame();
     assert.equal(close.opcode, 8);
     assert.equal((close.payload[0] << 8) | close.payload[1], 1007);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed } = watched;
   assert.equal((await closed).code, 1007);
   assert.deepEqual(events, ["open", "error", "close"]);
   await done;
 });
 
-Deno.test("a masked server frame fails the connection with 1002", async () => {
-  const { url, done } = rawServer(async (conn, reader) => {
-    await conn.write(new Uint8Array([0x81, 0x81, 1, 2, 3, 4, 0x61]));
+Deno.test("NoDelayWebSocket fails the connection with 1002 on a masked server frame", async () => {
+  await using server = hostileServer(async (conn, reader) => {
+    await writeAll(conn, new Uint8Array([0x81, 0x81, 1, 2, 3, 4, 0x61]));
     const close = await reader.frame();
     assert.equal((close.payload[0] << 8) | close.payload[1], 1002);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed } = watched;
   assert.equal((await closed).code, 1002);
   assert.deepEqual(events, ["open", "error", "close"]);
   await done;
 });
 
-Deno.test("a wrong Sec-WebSocket-Accept or an unoffered protocol fails the handshake", async () => {
+Deno.test("NoDelayWebSocket fails the handshake on a wrong Sec-WebSocket-Accept or an unoffered protocol", async () => {
   for (
     const response of [
       () =>
@@ -539,25 +426,34 @@ Deno.test("a wrong Sec-WebSocket-Accept or an unoffered protocol fails the hands
         `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: other\r\n\r\n`,
     ]
   ) {
-    const { url, done } = rawServer(async (_conn, reader) => {
+    await using server = hostileServer(async (_conn, reader) => {
       await reader.bytes(1).catch(() => {}); // until the client hangs up
     }, response);
+    const { url, done } = server;
     const socket = new NoDelayWebSocket(url, { protocols: ["mist.v1"] });
-    const { events, closed } = watch(socket);
+    await using watched = watch(socket);
+    const { events, closed } = watched;
     assert.equal((await closed).code, 1006);
     assert.deepEqual(events, ["error", "close"]);
     await done;
   }
 });
 
-Deno.test("an abrupt TCP end closes with 1006 and no error", async () => {
-  const { url, done } = rawServer(
+Deno.test("NoDelayWebSocket closes with 1006 and no error when TCP ends abruptly", async () => {
+  await using server = hostileServer(
     () => Promise.resolve(), // then hangs up
-    undefined,
-    new Uint8Array([...serverFrame(1, "last"), ...serverFrame(1, "words")]),
+    // Frames in the same write as the handshake response.
+    (accept) =>
+      new Uint8Array([
+        ...encoder.encode(upgradeHead(accept)),
+        ...serverFrame(1, "last"),
+        ...serverFrame(1, "words"),
+      ]),
   );
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { events, closed, next } = watch(socket);
+  await using watched = watch(socket);
+  const { events, closed, next } = watched;
   assert.equal(await next(), "last"); // frames that came with the handshake response
   assert.equal(await next(), "words");
   assert.equal((await closed).code, 1006);
@@ -565,13 +461,15 @@ Deno.test("an abrupt TCP end closes with 1006 and no error", async () => {
   await done;
 });
 
-Deno.test("close gives up on a silent server after about 2 s with 1006", async () => {
-  const { url, done } = rawServer(async (_conn, reader) => {
+Deno.test("NoDelayWebSocket.close() gives up on a silent server after about 2 s with 1006", async () => {
+  await using server = hostileServer(async (_conn, reader) => {
     assert.equal((await reader.frame()).opcode, 8); // never answers it
     await reader.bytes(1).catch(() => {}); // until the client hangs up
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { opened, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { opened, closed } = watched;
   await opened;
   socket.close(1000, "bye");
   assert.equal((await closed).code, 1006);

@@ -248,7 +248,7 @@ Deno.test("encodeNotification(), encodeSuccess(), encodeFailure() write the docu
   assert.equal(encodeFailure(3, 'say "hi"'), '{"id":3,"error":"say \\"hi\\""}');
 });
 
-Deno.test("the encoders write exactly what joining the JSON of each part writes", () => {
+Deno.test("encodeRequest(), encodeNotification() and encodeSuccess() write exactly what joining the JSON of each part writes", () => {
   // The straightforward definition, kept as the oracle for the flat one-call encoders.
   const reference = {
     request: (id: Id, method: string, params: unknown[]) =>

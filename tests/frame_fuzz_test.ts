@@ -166,7 +166,7 @@ function sameMessages(actual: unknown[], expected: (string | Uint8Array)[]): voi
   });
 }
 
-Deno.test("a valid stream delivers the same messages, pongs and close whatever the read split", async () => {
+Deno.test("NoDelayWebSocket delivers the same messages, pongs and close from a valid stream whatever the read split", async () => {
   await fc.assert(
     fc.asyncProperty(fc.array(item, { maxLength: 8 }), ending, sizes, async (items, end, reads) => {
       const stream = build(items, end);
@@ -197,7 +197,7 @@ Deno.test("a valid stream delivers the same messages, pongs and close whatever t
   );
 });
 
-Deno.test("a valid stream cut anywhere delivers a prefix of its messages, then 1006", async () => {
+Deno.test("NoDelayWebSocket delivers a prefix of a valid stream's messages, then 1006, wherever it is cut", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(item, { minLength: 1, maxLength: 6 }),
@@ -246,7 +246,7 @@ const corrupted = fc.tuple(fc.array(item, { maxLength: 5 }), ending).chain(([ite
   );
 });
 
-Deno.test("any stream ends in exactly one close, with an error only for 1002, 1007 or 1009", async () => {
+Deno.test("NoDelayWebSocket ends any stream in exactly one close, with an error only for 1002, 1007 or 1009", async () => {
   const before = memoryInUse();
   await fc.assert(
     fc.asyncProperty(corrupted, sizes, async (bytes, reads) => {
@@ -270,7 +270,7 @@ Deno.test("any stream ends in exactly one close, with an error only for 1002, 10
   assert.ok(growth < 64 * MIB, `memory grew by ${growth} bytes over the runs`);
 });
 
-Deno.test("a frame longer than maxMessageBytes closes with 1009 whatever its length encoding", async () => {
+Deno.test("NoDelayWebSocket with maxMessageBytes closes with 1009 on a longer frame whatever its length encoding", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 1, max: 70_000 }),

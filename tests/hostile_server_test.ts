@@ -16,6 +16,7 @@ import {
   watch,
   writeAll,
 } from "./_hostile_server.ts";
+import { replaced } from "./_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -37,19 +38,19 @@ async function floodInSmallHeap(kind: string): Promise<{ code: number; growth: n
   return JSON.parse(text);
 }
 
-Deno.test("a flood of empty continuation frames closes with 1009 within a 64 MiB heap", async () => {
+Deno.test("NoDelayWebSocket closes with 1009 within a 64 MiB heap on a flood of empty continuation frames", async () => {
   const { code, growth } = await floodInSmallHeap("empty");
   assert.equal(code, 1009);
   assert.ok(growth < 8 * MIB, `memory grew by ${growth} bytes`);
 });
 
-Deno.test("a flood of 1-byte continuation frames closes with 1009 within a 64 MiB heap", async () => {
+Deno.test("NoDelayWebSocket closes with 1009 within a 64 MiB heap on a flood of 1-byte continuation frames", async () => {
   const { code, growth } = await floodInSmallHeap("one-byte");
   assert.equal(code, 1009);
   assert.ok(growth < 8 * MIB, `memory grew by ${growth} bytes`);
 });
 
-Deno.test("a message in MAX_FRAGMENTS frames arrives; one in a frame more closes with 1009", async () => {
+Deno.test("NoDelayWebSocket delivers a message in MAX_FRAGMENTS frames, and closes with 1009 on one in a frame more", async () => {
   /** A text message of `count` one-byte frames: "a", then "b"s, then "c" with FIN. */
   const fragmented = (count: number): Uint8Array => {
     const out = new Uint8Array(3 * count).fill(0x62);
@@ -58,25 +59,27 @@ Deno.test("a message in MAX_FRAGMENTS frames arrives; one in a frame more closes
     out.set([0x80, 1, 0x63], 3 * (count - 1));
     return out;
   };
-  const { url, done } = hostileServer(async (conn, reader) => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(conn, fragmented(MAX_FRAGMENTS));
     await writeAll(conn, fragmented(MAX_FRAGMENTS + 1));
     await conn.closeWrite(); // nothing more
     assert.equal(await reader.closeCode(), 1009);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { next, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { next, closed } = watched;
   assert.equal(await next(), "a" + "b".repeat(MAX_FRAGMENTS - 2) + "c");
   assert.equal((await closed).code, 1009);
   await done;
 });
 
-Deno.test("a ping flood from a server that does not read keeps one pong, the latest", async () => {
+Deno.test("NoDelayWebSocket keeps one pong, the latest, under a ping flood from a server that does not read", async () => {
   const PINGS = 100_000, PER_WRITE = 500;
   const payload = (i: number): string => String(i).padStart(125, "."); // 125 bytes
   const release = Promise.withResolvers<void>();
   const seen = { pongs: 0, last: "" };
-  const { url, done } = hostileServer(async (conn, reader) => {
+  await using server = hostileServer(async (conn, reader) => {
     const batch = new Uint8Array(127 * PER_WRITE); // reused: the server makes no garbage
     for (let i = 0; i < PINGS; i += PER_WRITE) {
       for (let j = 0; j < PER_WRITE; j++) {
@@ -96,9 +99,11 @@ Deno.test("a ping flood from a server that does not read keeps one pong, the lat
     await writeAll(conn, serverFrame(8, new Uint8Array([0x03, 0xe8])));
     assert.equal(await reader.closeCode(), 1000);
   });
+  const { url, done } = server;
   const before = memoryInUse();
   const socket = new NoDelayWebSocket(url);
-  const { next, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { next, closed } = watched;
   assert.equal(await next(), "done"); // every ping has been read
   const growth = memoryInUse() - before;
   release.resolve();
@@ -110,30 +115,34 @@ Deno.test("a ping flood from a server that does not read keeps one pong, the lat
   assert.ok(growth < 16 * MIB, `memory grew by ${growth} bytes`);
 });
 
-Deno.test("the socket stops reading while its outgoing queue is over its bound", async () => {
+Deno.test("NoDelayWebSocket stops reading while its outgoing queue is over its bound", async () => {
   const gate = Promise.withResolvers<void>(); // holds the client's large write: a peer not reading
   let reading = false;
   const connect = Deno.connect;
-  Deno.connect = (async (options: Deno.ConnectOptions) => {
-    const conn = await connect(options);
-    const [read, write] = [conn.read.bind(conn), conn.write.bind(conn)];
-    conn.read = async (buffer: Uint8Array) => {
-      reading = true;
-      try {
-        return await read(buffer);
-      } finally {
-        reading = false;
-      }
-    };
-    conn.write = async (bytes: Uint8Array) => {
-      if (bytes.length > MIB) await gate.promise;
-      return write(bytes);
-    };
-    return conn;
-  }) as typeof Deno.connect;
+  using _connect = replaced(
+    Deno,
+    "connect",
+    (async (options: Deno.ConnectOptions) => {
+      const conn = await connect(options);
+      const [read, write] = [conn.read.bind(conn), conn.write.bind(conn)];
+      conn.read = async (buffer: Uint8Array) => {
+        reading = true;
+        try {
+          return await read(buffer);
+        } finally {
+          reading = false;
+        }
+      };
+      conn.write = async (bytes: Uint8Array) => {
+        if (bytes.length > MIB) await gate.promise;
+        return write(bytes);
+      };
+      return conn;
+    }) as typeof Deno.connect,
+  );
   const second = Promise.withResolvers<void>();
   const big = "x".repeat(5 * MIB);
-  const { url, done } = hostileServer(async (conn, reader) => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(conn, serverFrame(1, "first"));
     await second.promise;
     await writeAll(conn, serverFrame(1, "second"));
@@ -142,69 +151,73 @@ Deno.test("the socket stops reading while its outgoing queue is over its bound",
     await writeAll(conn, serverFrame(8, new Uint8Array([0x03, 0xe8])));
     assert.equal(await reader.closeCode(), 1000);
   });
-  try {
-    const socket = new NoDelayWebSocket(url);
-    const { next, closed, events } = watch(socket);
-    socket.addEventListener("message", (event) => {
-      if (event.data === "first") socket.send(big); // over the 4 MiB bound; its write is held
-    });
-    assert.equal(await next(), "first");
-    assert.equal(reading, false, "the socket reads although 5 MiB wait to be written");
-    second.resolve();
-    for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-    assert.equal(reading, false);
-    assert.deepEqual(events, ["open", "message"]);
-    gate.resolve(); // the queue drains, and reading resumes
-    assert.equal(await next(), "second");
-    assert.equal((await closed).code, 1000);
-    await done;
-  } finally {
-    Deno.connect = connect;
-  }
+  const { url, done } = server;
+  const socket = new NoDelayWebSocket(url);
+  await using watched = watch(socket);
+  const { next, closed, events } = watched;
+  socket.addEventListener("message", (event) => {
+    if (event.data === "first") socket.send(big); // over the 4 MiB bound; its write is held
+  });
+  assert.equal(await next(), "first");
+  assert.equal(reading, false, "the socket reads although 5 MiB wait to be written");
+  second.resolve();
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(reading, false);
+  assert.deepEqual(events, ["open", "message"]);
+  gate.resolve(); // the queue drains, and reading resumes
+  assert.equal(await next(), "second");
+  assert.equal((await closed).code, 1000);
+  await done;
 });
 
-Deno.test("a 64-bit length with its most significant bit set is a protocol error (1002)", async () => {
-  const { url, done } = hostileServer(async (conn, reader) => {
+Deno.test("NoDelayWebSocket closes with 1002 on a 64-bit length with its most significant bit set", async () => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(conn, serverFrame(2, "abc", { announce: 2n ** 63n + 3n }));
     assert.equal(await reader.closeCode(), 1002);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { closed, events } = watch(socket);
+  await using watched = watch(socket);
+  const { closed, events } = watched;
   assert.equal((await closed).code, 1002);
   assert.deepEqual(events, ["open", "error", "close"]);
   await done;
 });
 
-Deno.test("a response head over 16 KiB fails the handshake; one of exactly 16 KiB passes", async () => {
+Deno.test("NoDelayWebSocket fails the handshake on a response head over 16 KiB, and passes one of exactly 16 KiB", async () => {
   const padded = (accept: string, size: number): string => {
     const head = upgradeHead(accept, "X-Pad: \r\n");
     return upgradeHead(accept, `X-Pad: ${"p".repeat(size - head.length)}\r\n`);
   };
   for (const size of [20 * 1024, 16 * 1024 + 1]) {
-    const { url, done } = hostileServer(async (conn) => {
+    await using server = hostileServer(async (conn) => {
       await writeAll(conn, serverFrame(1, "too late")); // then hangs up
     }, (accept) => padded(accept, size));
+    const { url, done } = server;
     const socket = new NoDelayWebSocket(url);
-    const { closed, events } = watch(socket);
+    await using watched = watch(socket);
+    const { closed, events } = watched;
     assert.equal((await closed).code, 1006, `head of ${size} bytes`);
     assert.deepEqual(events, ["error", "close"], `head of ${size} bytes`);
     await done;
   }
-  const { url, done } = hostileServer(async (conn, reader) => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(conn, serverFrame(1, "ok"));
     assert.equal(await reader.closeCode(), 1000);
     await writeAll(conn, serverFrame(8, new Uint8Array([0x03, 0xe8])));
   }, (accept) => padded(accept, 16 * 1024));
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { next, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { next, closed } = watched;
   assert.equal(await next(), "ok");
   socket.close();
   assert.equal((await closed).code, 1000);
   await done;
 });
 
-Deno.test("a leading byte order mark is delivered, not stripped", async () => {
-  const { url, done } = hostileServer(async (conn, reader) => {
+Deno.test("NoDelayWebSocket delivers a leading byte order mark, not stripped", async () => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(
       conn,
       new Uint8Array([
@@ -217,8 +230,10 @@ Deno.test("a leading byte order mark is delivered, not stripped", async () => {
     );
     assert.equal(await reader.closeCode(), 4000);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url);
-  const { next, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { next, closed } = watched;
   assert.equal(await next(), "\uFEFFa");
   assert.equal(await next(), "\uFEFF\uFFFD");
   assert.equal(await next(), "\uFEFF");
@@ -226,16 +241,18 @@ Deno.test("a leading byte order mark is delivered, not stripped", async () => {
   await done;
 });
 
-Deno.test("maxMessageBytes: a longer frame closes with 1009 before its payload is allocated", async () => {
-  const { url, done } = hostileServer(async (conn, reader) => {
+Deno.test("NoDelayWebSocket with maxMessageBytes closes with 1009 on a longer frame before its payload is allocated", async () => {
+  await using server = hostileServer(async (conn, reader) => {
     // Announces 48 MiB, sends 5 bytes, and stops sending.
     await writeAll(conn, serverFrame(2, "12345", { announce: BigInt(48 * MIB) }));
     await conn.closeWrite(); // and nothing more
     assert.equal(await reader.closeCode(), 1009);
   });
+  const { url, done } = server;
   const before = memoryInUse();
   const socket = new NoDelayWebSocket(url, { maxMessageBytes: MIB });
-  const { closed, events } = watch(socket);
+  await using watched = watch(socket);
+  const { closed, events } = watched;
   assert.equal((await closed).code, 1009);
   const growth = memoryInUse() - before;
   assert.deepEqual(events, ["open", "error", "close"]);
@@ -243,7 +260,7 @@ Deno.test("maxMessageBytes: a longer frame closes with 1009 before its payload i
   await done;
 });
 
-Deno.test("maxMessageBytes counts all fragments of a message: at the limit it passes, over it 1009", async () => {
+Deno.test("NoDelayWebSocket with maxMessageBytes counts all fragments of a message: at the limit it passes, over it 1009", async () => {
   const parts = (total: number): Uint8Array => {
     const third = Math.floor(total / 3);
     return new Uint8Array([
@@ -253,20 +270,22 @@ Deno.test("maxMessageBytes counts all fragments of a message: at the limit it pa
       ...serverFrame(0, "c".repeat(total - 2 * third)),
     ]);
   };
-  const { url, done } = hostileServer(async (conn, reader) => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(conn, new Uint8Array([...parts(1000), ...parts(1001)]));
     await conn.closeWrite(); // nothing more
     assert.equal((await reader.frame()).opcode, 10);
     assert.equal(await reader.closeCode(), 1009);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url, { maxMessageBytes: 1000 });
-  const { next, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { next, closed } = watched;
   assert.equal(await next(), "a".repeat(333) + "b".repeat(333) + "c".repeat(334));
   assert.equal((await closed).code, 1009);
   await done;
 });
 
-Deno.test("maxMessageBytes must be an integer from 1 to 64 MiB", () => {
+Deno.test("NoDelayWebSocket() throws RangeError unless maxMessageBytes is an integer from 1 to 64 MiB", () => {
   for (const maxMessageBytes of [0, -1, 1.5, 64 * MIB + 1, NaN]) {
     assert.throws(() => new NoDelayWebSocket("ws://127.0.0.1:1/", { maxMessageBytes }), RangeError);
   }
@@ -276,8 +295,8 @@ Deno.test("maxMessageBytes must be an integer from 1 to 64 MiB", () => {
   }
 });
 
-Deno.test("an unfragmented message over maxMessageBytes closes with 1009; one at it arrives", async () => {
-  const { url, done } = hostileServer(async (conn, reader) => {
+Deno.test("NoDelayWebSocket with maxMessageBytes closes with 1009 on an unfragmented message over it, and delivers one at it", async () => {
+  await using server = hostileServer(async (conn, reader) => {
     await writeAll(
       conn,
       new Uint8Array([
@@ -288,9 +307,11 @@ Deno.test("an unfragmented message over maxMessageBytes closes with 1009; one at
     await conn.closeWrite(); // nothing more
     assert.equal(await reader.closeCode(), 1009);
   });
+  const { url, done } = server;
   const socket = new NoDelayWebSocket(url, { maxMessageBytes: 300 });
   socket.binaryType = "arraybuffer";
-  const { next, closed } = watch(socket);
+  await using watched = watch(socket);
+  const { next, closed } = watched;
   assert.equal(((await next()) as ArrayBuffer).byteLength, 300);
   assert.equal((await closed).code, 1009);
   await done;

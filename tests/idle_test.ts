@@ -6,24 +6,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Client } from "../client.ts";
 import { DisconnectedError } from "../errors.ts";
 import { IDLE_CLOSE_REASON } from "../idle_watch.ts";
-import type { Peer } from "../peer.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { quiet, ScriptedPeer, startServer, type TestServer, turn, within } from "./_helpers.ts";
+import { connect, ScriptedPeer, startServer, stop, turn, within } from "./_helpers.ts";
 
 const IDLE_MS = 1000;
 const PERIOD_MS = IDLE_MS / 2;
-
-/** A server with the fake clock, one scripted client, and the server's peer for it. */
-async function setup(
-  clock: FakeClock,
-): Promise<{ t: TestServer; scripted: ScriptedPeer; peer: Peer }> {
-  const t = startServer({ clock, idleTimeoutMs: IDLE_MS });
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
-  return { t, scripted, peer: await t.nextPeer() };
-}
 
 /** Reads the next frame and checks that it is a `$/ping` request; returns its id. */
 async function nextPing(scripted: ScriptedPeer): Promise<number> {
@@ -36,7 +25,9 @@ async function nextPing(scripted: ScriptedPeer): Promise<number> {
 
 Deno.test("serveLocal() pings a quiet client each silent period and keeps it while it answers", async () => {
   const clock = new FakeClock();
-  const { t, scripted, peer } = await setup(clock);
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  const peer = await t.nextPeer();
   assert.deepEqual(clock.pending.map(({ delay }) => delay), [PERIOD_MS]);
   for (let round = 1; round <= 3; round++) {
     clock.advance(PERIOD_MS); // a period with no frame: ping
@@ -51,14 +42,15 @@ Deno.test("serveLocal() pings a quiet client each silent period and keeps it whi
     assert.equal(peer.stats.pendingCalls, 0);
   }
   assert.equal(scripted.received.filter((frame) => frame.includes("$/ping")).length, 3);
-  await scripted.close();
-  await t.server.shutdown();
+  await stop(t, scripted);
   assert.deepEqual(clock.pending, []);
 });
 
 Deno.test("serveLocal() closes a client that sends nothing for a period after a ping with 1001", async () => {
   const clock = new FakeClock();
-  const { t, scripted, peer } = await setup(clock);
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  const peer = await t.nextPeer();
   clock.advance(PERIOD_MS);
   await nextPing(scripted);
   clock.advance(PERIOD_MS);
@@ -68,12 +60,14 @@ Deno.test("serveLocal() closes a client that sends nothing for a period after a 
     reason: IDLE_CLOSE_REASON,
   });
   assert.deepEqual(clock.pending, [], "no connection left to watch, so no timer");
-  await t.server.shutdown();
+  await stop(t, scripted);
 });
 
 Deno.test("serveLocal() counts any frame as life: a client that never answers stays while it sends", async () => {
   const clock = new FakeClock();
-  const { t, scripted, peer } = await setup(clock);
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  const peer = await t.nextPeer();
   clock.advance(PERIOD_MS);
   await nextPing(scripted);
   scripted.send('{"id":null,"method":"nope","params":[]}');
@@ -88,12 +82,14 @@ Deno.test("serveLocal() counts any frame as life: a client that never answers st
   clock.advance(PERIOD_MS); // silent since that ping
   assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
   assert.equal((await within(scripted.closed, "the close")).code, 1001);
-  await t.server.shutdown();
+  await stop(t, scripted);
 });
 
 Deno.test("serveLocal() takes an error reply to $/ping as an answer and pings again later", async () => {
   const clock = new FakeClock();
-  const { t, scripted, peer } = await setup(clock);
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  const peer = await t.nextPeer();
   clock.advance(PERIOD_MS);
   const id = await nextPing(scripted);
   scripted.send(JSON.stringify({ id, error: 'Unknown method "$/ping"' }));
@@ -104,14 +100,13 @@ Deno.test("serveLocal() takes an error reply to $/ping as an answer and pings ag
   assert.equal(peer.closeInfo, undefined);
   assert.equal(peer.stats.pendingCalls, 1);
   await nextPing(scripted);
-  await scripted.close();
-  await t.server.shutdown();
+  await stop(t, scripted);
 });
 
 Deno.test("serveLocal() closes a silent client even when its ping cannot be sent", async () => {
   const clock = new FakeClock();
-  const t = startServer({ clock, idleTimeoutMs: IDLE_MS, maxPendingCalls: 1 });
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS, maxPendingCalls: 1 });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   const peer = await t.nextPeer();
   const unanswered = peer.call("neverAnswered").catch((error) => error);
   clock.advance(PERIOD_MS); // the ping is refused locally: one call already pending
@@ -121,38 +116,36 @@ Deno.test("serveLocal() closes a silent client even when its ping cannot be sent
   assert.deepEqual(peer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
   assert.ok(await unanswered instanceof DisconnectedError);
   assert.equal((await within(scripted.closed, "the close")).code, 1001);
-  await t.server.shutdown();
+  await stop(t, scripted);
 });
 
 Deno.test("serveLocal() pings a Mist client with heartbeat off, and the client answers by itself", async () => {
   const clock = new FakeClock();
-  const t = startServer({ clock, idleTimeoutMs: IDLE_MS });
-  const client = new Client(t.server.url, { secret: t.secret, heartbeat: false, logger: quiet });
-  try {
-    assert.deepEqual(await client.call("echo", [1]), [1]);
-    const peer = await t.nextPeer();
-    clock.advance(PERIOD_MS); // the echo was a frame
-    assert.equal(peer.stats.pendingCalls, 0);
-    clock.advance(PERIOD_MS);
-    assert.equal(peer.stats.pendingCalls, 1);
-    // The client answers the ping as it reads it; a call sent after that answer is read after it.
-    await client.call("echo", [2]);
-    await client.call("echo", [3]);
-    assert.equal(peer.stats.pendingCalls, 0);
-    clock.advance(PERIOD_MS);
-    assert.equal(peer.closeInfo, undefined);
-    assert.equal(client.state, "open");
-  } finally {
-    await client.close();
-    await t.server.shutdown();
-  }
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using client = connect(t);
+  assert.deepEqual(await client.call("echo", [1]), [1]);
+  const peer = await t.nextPeer();
+  clock.advance(PERIOD_MS); // the echo was a frame
+  assert.equal(peer.stats.pendingCalls, 0);
+  clock.advance(PERIOD_MS);
+  assert.equal(peer.stats.pendingCalls, 1);
+  // The client answers the ping as it reads it; a call sent after that answer is read after it.
+  await client.call("echo", [2]);
+  await client.call("echo", [3]);
+  assert.equal(peer.stats.pendingCalls, 0);
+  clock.advance(PERIOD_MS);
+  assert.equal(peer.closeInfo, undefined);
+  assert.equal(client.state, "open");
+  await stop(t, client);
 });
 
 Deno.test("serveLocal() shares one idle timer, and pings a later connection only after a silent period", async () => {
   const clock = new FakeClock();
-  const { t, scripted: first, peer: firstPeer } = await setup(clock);
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using first = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  const firstPeer = await t.nextPeer();
   clock.advance(PERIOD_MS / 2);
-  const second = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  await using second = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   const secondPeer = await t.nextPeer();
   assert.deepEqual(clock.pending, [{ due: PERIOD_MS, delay: PERIOD_MS }], "one timer for both");
   clock.advance(PERIOD_MS / 2); // the first is pinged; the second was quiet for half a period
@@ -162,14 +155,14 @@ Deno.test("serveLocal() shares one idle timer, and pings a later connection only
   assert.deepEqual(firstPeer.closeInfo, { code: 1001, reason: IDLE_CLOSE_REASON });
   await nextPing(second);
   assert.equal(secondPeer.closeInfo, undefined);
-  await second.close();
-  await t.server.shutdown();
+  await stop(t, first, second);
   assert.deepEqual(clock.pending, []);
 });
 
-Deno.test("serveLocal() shutdown stops the idle check of the connections it closes", async () => {
+Deno.test("LocalServer.shutdown() stops the idle check of the connections it closes", async () => {
   const clock = new FakeClock();
-  const { t, scripted } = await setup(clock);
+  await using t = startServer({ clock, idleTimeoutMs: IDLE_MS });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   assert.equal(clock.pending.length, 1);
   await t.server.shutdown();
   assert.deepEqual(clock.pending, []);
@@ -178,10 +171,9 @@ Deno.test("serveLocal() shutdown stops the idle check of the connections it clos
 
 Deno.test("serveLocal() with idleTimeoutMs 0 sets no idle timer", async () => {
   const clock = new FakeClock();
-  const t = startServer({ clock, idleTimeoutMs: 0 });
-  const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  await using t = startServer({ clock, idleTimeoutMs: 0 });
+  await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
   assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
   assert.deepEqual(clock.pending, []);
-  await scripted.close();
-  await t.server.shutdown();
+  await stop(t, scripted);
 });

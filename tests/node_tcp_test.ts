@@ -8,29 +8,34 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { connectNode, isNodeTcpSupported, type NodeNet } from "../_socket/node_tcp.ts";
+import { replaced, within, writeAll } from "./_helpers.ts";
 
 const nodeNet = net as unknown as NodeNet;
 const STEP_MS = 10_000;
 
+/** Rejects if `promise` has not settled within a step's time. */
 function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no result in ${STEP_MS} ms`)), STEP_MS);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return within(promise, what, STEP_MS);
 }
 
-/** A one-connection server; `serve` gets the accepted connection. */
+/**
+ * A one-connection server; `serve` gets the accepted connection. `await using tcp = server(…)`
+ * stops listening, closes the connection and waits for `serve` when the test ends.
+ */
 function server(serve: (conn: Deno.Conn) => Promise<void>): {
   port: number;
   done: Promise<void>;
-} {
+} & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let listening = true;
+  const stopListening = () => {
+    if (listening) listener.close();
+    listening = false;
+  };
+  let accepted: Deno.Conn | undefined;
   const done = (async () => {
-    const conn = await listener.accept();
-    listener.close();
+    const conn = accepted = await listener.accept();
+    stopListening();
     try {
       await serve(conn);
     } finally {
@@ -39,7 +44,23 @@ function server(serve: (conn: Deno.Conn) => Promise<void>): {
       } catch { /* closed already */ }
     }
   })();
-  return { port: listener.addr.port, done };
+  done.catch(() => {}); // a test that fails first must not also die of an unhandled rejection
+  return {
+    port: listener.addr.port,
+    done,
+    async [Symbol.asyncDispose]() {
+      // No client came: the accept fails. A script still waiting: its reads and writes fail.
+      stopListening();
+      try {
+        accepted?.close();
+      } catch { /* closed already */ }
+      // A script waiting on something else (a test that failed first) is not waited for long.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<void>((resolve) => timer = setTimeout(resolve, 1000));
+      await Promise.race([done.catch(() => {}), waited]);
+      clearTimeout(timer);
+    },
+  };
 }
 
 function pattern(length: number): Uint8Array {
@@ -48,32 +69,18 @@ function pattern(length: number): Uint8Array {
   return bytes;
 }
 
-async function writeAll(conn: { write(b: Uint8Array): Promise<number> }, bytes: Uint8Array) {
-  for (let offset = 0; offset < bytes.length;) offset += await conn.write(bytes.subarray(offset));
-}
-
-Deno.test("isNodeTcpSupported: false without process.getBuiltinModule", () => {
+Deno.test("isNodeTcpSupported() returns false without process.getBuiltinModule", () => {
   const g = globalThis as { process?: unknown };
-  const saved = Object.getOwnPropertyDescriptor(globalThis, "process");
-  try {
-    Object.defineProperty(globalThis, "process", {
-      value: { versions: {} },
-      configurable: true,
-      writable: true,
-    });
-    assert.equal(isNodeTcpSupported(), false);
-    g.process = { versions: { node: "20.20.2" }, getBuiltinModule: () => net };
-    assert.equal(isNodeTcpSupported(), true);
-  } finally {
-    if (saved) Object.defineProperty(globalThis, "process", saved);
-    else delete g.process;
-  }
+  using _process = replaced(g, "process", { versions: {} });
+  assert.equal(isNodeTcpSupported(), false);
+  g.process = { versions: { node: "20.20.2" }, getBuiltinModule: () => net };
+  assert.equal(isNodeTcpSupported(), true);
 });
 
-Deno.test("reads into small buffers across chunks, then null at the end; writes resolve", async () => {
+Deno.test("connectNode() connection reads into small buffers across chunks, then null at the end; writes resolve", async () => {
   const sent = pattern(300_000);
   const received: Uint8Array[] = [];
-  const { port, done } = server(async (conn) => {
+  await using tcp = server(async (conn) => {
     await writeAll(conn, sent);
     const buffer = new Uint8Array(1000);
     let total = 0;
@@ -84,6 +91,7 @@ Deno.test("reads into small buffers across chunks, then null at the end; writes 
       total += read;
     }
   });
+  const { port, done } = tcp;
   const conn = await bounded(connectNode({ hostname: "127.0.0.1", port }, nodeNet), "connect");
   conn.setNoDelay(true);
   assert.equal(await conn.write(pattern(5000)), 5000);
@@ -106,13 +114,14 @@ Deno.test("reads into small buffers across chunks, then null at the end; writes 
   await assert.rejects(conn.write(new Uint8Array(1)), /closed/);
 });
 
-Deno.test("stops reading while nothing reads: the sender meets TCP backpressure", async () => {
+Deno.test("connectNode() connection stops reading while nothing reads: the sender meets TCP backpressure", async () => {
   const total = 32 * 1024 * 1024;
   let written = 0;
-  const { port, done } = server(async (conn) => {
+  await using tcp = server(async (conn) => {
     const block = pattern(64 * 1024);
     while (written < total) written += await conn.write(block);
   });
+  const { port, done } = tcp;
   const conn = await bounded(connectNode({ hostname: "127.0.0.1", port }, nodeNet), "connect");
   // Let the first read start the flow, then read nothing for a while.
   const buffer = new Uint8Array(64 * 1024);
@@ -136,10 +145,11 @@ Deno.test("stops reading while nothing reads: the sender meets TCP backpressure"
   conn.close();
 });
 
-Deno.test("close wakes a pending read with null; a refused or aborted connect rejects", async () => {
-  const { port, done } = server(async (conn) => {
+Deno.test("connectNode() rejects when refused or aborted; close() wakes a pending read with null", async () => {
+  await using tcp = server(async (conn) => {
     await conn.read(new Uint8Array(16)); // until the client closes
   });
+  const { port, done } = tcp;
   const conn = await bounded(connectNode({ hostname: "127.0.0.1", port }, nodeNet), "connect");
   const pending = conn.read(new Uint8Array(16));
   conn.close();
@@ -152,37 +162,22 @@ Deno.test("close wakes a pending read with null; a refused or aborted connect re
     /ECONNREFUSED|refused/i,
   );
 
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    const controller = new AbortController();
-    const reason = new Error("gave up");
-    const connecting = connectNode(
-      { hostname: "127.0.0.1", port: listener.addr.port, signal: controller.signal },
-      nodeNet,
-    );
-    controller.abort(reason);
-    await assert.rejects(bounded(connecting, "aborted connect"), (error) => error === reason);
-    await assert.rejects(
-      connectNode({ hostname: "127.0.0.1", port: 1, signal: controller.signal }, nodeNet),
-      (error) => error === reason,
-    );
-  } finally {
-    listener.close();
-  }
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const controller = new AbortController();
+  const reason = new Error("gave up");
+  const connecting = connectNode(
+    { hostname: "127.0.0.1", port: listener.addr.port, signal: controller.signal },
+    nodeNet,
+  );
+  controller.abort(reason);
+  await assert.rejects(bounded(connecting, "aborted connect"), (error) => error === reason);
+  await assert.rejects(
+    connectNode({ hostname: "127.0.0.1", port: 1, signal: controller.signal }, nodeNet),
+    (error) => error === reason,
+  );
 });
 
-Deno.test("connectNode without node:net rejects with a clear error", async () => {
-  const g = globalThis as { process?: unknown };
-  const saved = Object.getOwnPropertyDescriptor(globalThis, "process");
-  try {
-    Object.defineProperty(globalThis, "process", {
-      value: { versions: {} },
-      configurable: true,
-      writable: true,
-    });
-    await assert.rejects(connectNode({ hostname: "127.0.0.1", port: 1 }), /no node:net here/);
-  } finally {
-    if (saved) Object.defineProperty(globalThis, "process", saved);
-    else delete g.process;
-  }
+Deno.test("connectNode() without node:net rejects with a clear error", async () => {
+  using _process = replaced(globalThis as { process?: unknown }, "process", { versions: {} });
+  await assert.rejects(connectNode({ hostname: "127.0.0.1", port: 1 }), /no node:net here/);
 });

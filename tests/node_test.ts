@@ -9,8 +9,8 @@
  */
 import assert from "node:assert/strict";
 import { build } from "../tools/build.ts";
-import { Arrivals, startServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
-import { nagleLine, type NagleTiming } from "./_helpers.ts";
+import { Arrivals, startDemoServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { nagleLine, type NagleTiming, tempDir } from "./_helpers.ts";
 
 const SCRIPT = new URL("./fixtures/node_client.mjs", import.meta.url);
 
@@ -43,12 +43,12 @@ async function readJsonLines(
 Deno.test("Client under Node: header proof, calls both ways, reconnect through the provider", async () => {
   const major = await nodeMajor();
   // No --experimental-websocket on Node 20: ws: URLs need no global WebSocket any more.
-  const dist = await Deno.makeTempDir({ prefix: "mist-node-dist-" });
-  const bundle = (await build(dist)).node; // the Node bundle: Mist's socket over node:net
+  await using dist = await tempDir("mist-node-dist-");
+  const bundle = (await build(dist.path)).node; // the Node bundle: Mist's socket over node:net
 
-  let current = await startServer();
-  let endpoint = { url: current.server.url, secret: current.secret.toHex() };
-  const http = Deno.serve(
+  await using first = await startDemoServer();
+  let endpoint = { url: first.server.url, secret: first.secret.toHex() };
+  await using http = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     () => Response.json(endpoint, { headers: { "cache-control": "no-store" } }),
   );
@@ -67,6 +67,19 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
   const lines = new Arrivals<Record<string, unknown>>();
   const stdoutDone = readJsonLines(child.stdout, lines);
   const stderr = new Response(child.stderr).text();
+  await using _nodeClient = {
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL"); // by its PID; throws when it has already exited
+      } catch {
+        // Already exited.
+      }
+      await child.status;
+      await stdoutDone;
+      const text = await stderr;
+      if (text.trim() !== "") console.error(`node stderr:\n${text}`);
+    },
+  };
   const phase = async (name: string) => {
     const line = await lines.next(
       `the Node client's "${name}" line`,
@@ -76,92 +89,76 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
     return line;
   };
 
-  try {
-    // First connection: Node to server, and the server calling back (inside "callback").
-    const connected = await phase("connected");
-    assert.deepEqual(connected.echo, ["hello", 42, { nested: [true] }]);
-    assert.match(String(connected.callback), /^Hello callback, from Node v\d+\./);
-    assert.deepEqual(connected.errorClasses, ["RemoteError", "DisconnectedError", "ClosedError"]);
-    console.log(`node ${major}: ${nagleLine(connected.timing as NagleTiming)}`);
-    assert.equal(current.notes.length, 50);
+  // First connection: Node to server, and the server calling back (inside "callback").
+  const connected = await phase("connected");
+  assert.deepEqual(connected.echo, ["hello", 42, { nested: [true] }]);
+  assert.match(String(connected.callback), /^Hello callback, from Node v\d+\./);
+  assert.deepEqual(connected.errorClasses, ["RemoteError", "DisconnectedError", "ClosedError"]);
+  console.log(`node ${major}: ${nagleLine(connected.timing as NagleTiming)}`);
+  assert.equal(first.notes.length, 50);
 
-    // The server calls the Node client from its handle on the connection.
-    const serverSide = await current.peers.next("the Node client's connection");
-    assert.match(
-      String(await serverSide.call("node.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS })),
-      /^Hello server, from Node v\d+\./,
-    );
+  // The server calls the Node client from its handle on the connection.
+  const serverSide = await first.peers.next("the Node client's connection");
+  assert.match(
+    String(await serverSide.call("node.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS })),
+    /^Hello server, from Node v\d+\./,
+  );
 
-    // Restart on a new port with a new secret; the provider hands the client the new ones.
-    const old = current;
-    await old.server.shutdown();
-    current = await startServer(old.server.port);
-    assert.notEqual(current.secret.toHex(), old.secret.toHex());
-    endpoint = { url: current.server.url, secret: current.secret.toHex() };
+  // Restart on a new port with a new secret; the provider hands the client the new ones.
+  await first.server.shutdown();
+  await using second = await startDemoServer(first.server.port);
+  assert.notEqual(second.secret.toHex(), first.secret.toHex());
+  endpoint = { url: second.server.url, secret: second.secret.toHex() };
 
-    const done = await phase("done");
-    assert.deepEqual(done.echo, ["again"]);
-    assert.match(String(done.callback), /^Hello callback 2, from Node v\d+\./);
-    assert.deepEqual(done.remoteError, { isRemoteError: true, name: "RemoteError" });
-    const states = done.states as string[];
-    assert.equal(states[0], "open");
-    assert.equal(states.at(-1), "open");
-    assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
-    assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
-    assert.deepEqual(done.served, ["callback", "server", "callback 2"]);
+  const done = await phase("done");
+  assert.deepEqual(done.echo, ["again"]);
+  assert.match(String(done.callback), /^Hello callback 2, from Node v\d+\./);
+  assert.deepEqual(done.remoteError, { isRemoteError: true, name: "RemoteError" });
+  const states = done.states as string[];
+  assert.equal(states[0], "open");
+  assert.equal(states.at(-1), "open");
+  assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
+  assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
+  assert.deepEqual(done.served, ["callback", "server", "callback 2"]);
 
-    // A wrong secret fails at once (reconnect: false), and the error names the 401.
-    const refused = done.refused as { name: string; message: string; cause?: string };
-    assert.equal(refused?.name, "ChannelDeadError", JSON.stringify(refused));
-    // Both the error and its cause (the DisconnectedError) quote the status line.
-    assert.match(refused.message, /handshake failed: HTTP\/1\.1 401 Unauthorized/);
-    assert.match(String(refused.cause), /handshake failed: HTTP\/1\.1 401 Unauthorized/);
-    console.log(`wrong secret: ${refused.message}`);
-    await current.refusals.next("the refusal of the wrong secret");
+  // A wrong secret fails at once (reconnect: false), and the error names the 401.
+  const refused = done.refused as { name: string; message: string; cause?: string };
+  assert.equal(refused?.name, "ChannelDeadError", JSON.stringify(refused));
+  // Both the error and its cause (the DisconnectedError) quote the status line.
+  assert.match(refused.message, /handshake failed: HTTP\/1\.1 401 Unauthorized/);
+  assert.match(String(refused.cause), /handshake failed: HTTP\/1\.1 401 Unauthorized/);
+  console.log(`wrong secret: ${refused.message}`);
+  await second.refusals.next("the refusal of the wrong secret");
 
-    // Every socket carried a proof in the header (Node's default), never the secret itself,
-    // and no subprotocol; the proof made with the current secret each time. Recorded on the
-    // wire: Node's own WebSocket was never used.
-    assert.equal(done.nativeSockets, 0);
-    const sockets = done.sockets as {
-      url: string;
-      headers: Record<string, string> | null;
-      protocols: string[] | null;
-    }[];
-    assert.ok(sockets.length >= 2, `sockets: ${sockets.length}`);
-    for (const socket of sockets) {
-      assert.deepEqual(Object.keys(socket.headers ?? {}), ["x-mist-proof", "x-mist-version"]);
-      assert.match(socket.headers!["x-mist-proof"], /^[0-9a-f]{32}\.[0-9a-f]{64}$/);
-      assert.equal(socket.protocols, null);
-    }
-    const everything = JSON.stringify(sockets);
-    assert.ok(
-      !everything.includes(old.secret.toHex()) && !everything.includes(current.secret.toHex()),
-    );
-    assert.equal(sockets[0].url, old.server.url);
-    assert.equal(sockets.at(-1)!.url, current.server.url);
-
-    const status = await Promise.race([
-      child.status,
-      new Promise<undefined>((resolve) => {
-        const timer = setTimeout(() => resolve(undefined), STEP_TIMEOUT_MS);
-        child.status.finally(() => clearTimeout(timer));
-      }),
-    ]);
-    assert.ok(status, "The Node client did not exit after closing");
-    assert.equal(status.code, 0, await stderr);
-  } finally {
-    try {
-      child.kill("SIGKILL"); // by its PID; throws when it has already exited
-    } catch {
-      // Already exited.
-    }
-    await child.status;
-    await stdoutDone;
-    const text = await stderr;
-    if (text.trim() !== "") console.error(`node stderr:\n${text}`);
-    await current.server.shutdown();
-    await http.shutdown();
-    await Deno.remove(dist, { recursive: true });
+  // Every socket carried a proof in the header (Node's default), never the secret itself,
+  // and no subprotocol; the proof made with the current secret each time. Recorded on the
+  // wire: Node's own WebSocket was never used.
+  assert.equal(done.nativeSockets, 0);
+  const sockets = done.sockets as {
+    url: string;
+    headers: Record<string, string> | null;
+    protocols: string[] | null;
+  }[];
+  assert.ok(sockets.length >= 2, `sockets: ${sockets.length}`);
+  for (const socket of sockets) {
+    assert.deepEqual(Object.keys(socket.headers ?? {}), ["x-mist-proof", "x-mist-version"]);
+    assert.match(socket.headers!["x-mist-proof"], /^[0-9a-f]{32}\.[0-9a-f]{64}$/);
+    assert.equal(socket.protocols, null);
   }
+  const everything = JSON.stringify(sockets);
+  assert.ok(
+    !everything.includes(first.secret.toHex()) && !everything.includes(second.secret.toHex()),
+  );
+  assert.equal(sockets[0].url, first.server.url);
+  assert.equal(sockets.at(-1)!.url, second.server.url);
+
+  const status = await Promise.race([
+    child.status,
+    new Promise<undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), STEP_TIMEOUT_MS);
+      child.status.finally(() => clearTimeout(timer));
+    }),
+  ]);
+  assert.ok(status, "The Node client did not exit after closing");
+  assert.equal(status.code, 0, await stderr);
 });

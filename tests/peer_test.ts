@@ -13,16 +13,28 @@ import { type HandlerContext, HandlerRegistry } from "../registry.ts";
 import { FakeClock } from "./_fake_clock.ts";
 import { deferred, memoryPair, type MemoryTransport, quiet, turn } from "./_helpers.ts";
 
-/** Two peers over an in-memory pair; `a` serves `registry`, `b` serves `bRegistry`. */
+/**
+ * Two peers over an in-memory pair: `a` serves `registry` with `options`, `b` has `bOptions`.
+ * `await using peers = pair(…)` closes both when the test ends.
+ */
 function pair(
   registry = new HandlerRegistry(),
   options: PeerOptions = {},
   bOptions: PeerOptions = {},
-): { a: Peer; b: Peer; ta: MemoryTransport; tb: MemoryTransport } {
+): { a: Peer; b: Peer; ta: MemoryTransport; tb: MemoryTransport } & AsyncDisposable {
   const [ta, tb] = memoryPair();
   const a = new Peer(ta, { logger: quiet, ...options, registry });
   const b = new Peer(tb, { logger: quiet, ...bOptions });
-  return { a, b, ta, tb };
+  return {
+    a,
+    b,
+    ta,
+    tb,
+    async [Symbol.asyncDispose]() {
+      b.close(1000, "done");
+      await Promise.all([a.closed, b.closed]);
+    },
+  };
 }
 
 /** Closes both peers and checks nothing is left. */
@@ -63,11 +75,11 @@ Deno.test("Peer() throws RangeError naming the option and its value", () => {
 
 Deno.test("Peer.call() resolves with the result, in both directions", async () => {
   const [ta, tb] = memoryPair();
-  const a = new Peer(ta, {
+  using a = new Peer(ta, {
     logger: quiet,
     registry: new HandlerRegistry().register("add", ([x, y]) => Number(x) + Number(y)),
   });
-  const b = new Peer(tb, {
+  using b = new Peer(tb, {
     logger: quiet,
     registry: new HandlerRegistry().register("neg", ([x]) => -Number(x)),
   });
@@ -77,13 +89,14 @@ Deno.test("Peer.call() resolves with the result, in both directions", async () =
 });
 
 Deno.test("Peer.call() resolves with null when the handler returns undefined", async () => {
-  const { a, b } = pair(new HandlerRegistry().register("nothing", () => undefined));
+  await using peers = pair(new HandlerRegistry().register("nothing", () => undefined));
+  const { a, b } = peers;
   assert.equal(await b.call("nothing"), null);
   await finish(a, b);
 });
 
 Deno.test("Peer.call() rejects with RemoteError carrying the thrown message", async () => {
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry()
       .register("fail", () => {
         throw new Error("Disk full");
@@ -93,6 +106,7 @@ Deno.test("Peer.call() rejects with RemoteError carrying the thrown message", as
         throw "plain";
       }),
   );
+  const { a, b } = peers;
   await assert.rejects(b.call("fail"), (error: unknown) => {
     assert.ok(error instanceof RemoteError);
     assert.equal(error.method, "fail");
@@ -106,7 +120,8 @@ Deno.test("Peer.call() rejects with RemoteError carrying the thrown message", as
 });
 
 Deno.test("Peer.call() rejects with RemoteError 'Unknown method' for an unregistered method", async () => {
-  const { a, b } = pair();
+  await using peers = pair();
+  const { a, b } = peers;
   await assert.rejects(b.call("nope", [1]), (error: unknown) => {
     assert.ok(error instanceof RemoteError);
     assert.equal(error.remoteMessage, 'Unknown method "nope"');
@@ -116,13 +131,15 @@ Deno.test("Peer.call() rejects with RemoteError 'Unknown method' for an unregist
 });
 
 Deno.test("Peer.call() answers the reserved $/ping with null", async () => {
-  const { a, b } = pair();
+  await using peers = pair();
+  const { a, b } = peers;
   assert.equal(await b.call("$/ping"), null);
   await finish(a, b);
 });
 
 Deno.test("Peer.call() throws TypeError for a non-string method or non-array params", async () => {
-  const { a, b } = pair();
+  await using peers = pair();
+  const { a, b } = peers;
   await assert.rejects(b.call(5 as unknown as string), TypeError);
   await assert.rejects(b.call("echo", "x" as unknown as unknown[]), TypeError);
   await assert.rejects(b.call("echo", [1n]), TypeError);
@@ -131,7 +148,8 @@ Deno.test("Peer.call() throws TypeError for a non-string method or non-array par
 });
 
 Deno.test("Peer.call() answers 'Cannot encode result' when the result is not JSON", async () => {
-  const { a, b } = pair(new HandlerRegistry().register("bad", () => 1n));
+  await using peers = pair(new HandlerRegistry().register("bad", () => 1n));
+  const { a, b } = peers;
   await assert.rejects(b.call("bad"), (error: unknown) => {
     assert.ok(error instanceof RemoteError);
     assert.match(error.remoteMessage, /^Cannot encode result of "bad": /);
@@ -142,7 +160,7 @@ Deno.test("Peer.call() answers 'Cannot encode result' when the result is not JSO
 
 Deno.test("Peer handlers get ctx.peer to call back the caller over the same connection", async () => {
   const [tc, td] = memoryPair();
-  const server = new Peer(tc, {
+  using server = new Peer(tc, {
     logger: quiet,
     registry: new HandlerRegistry().register("twice", async ([x], ctx: HandlerContext) => {
       const once = await ctx.peer.call("once", [x]);
@@ -151,7 +169,7 @@ Deno.test("Peer handlers get ctx.peer to call back the caller over the same conn
       return [once, once];
     }),
   });
-  const client = new Peer(td, {
+  using client = new Peer(td, {
     logger: quiet,
     registry: new HandlerRegistry().register("once", ([x]) => `${x}!`),
   });
@@ -163,7 +181,7 @@ Deno.test("Peer handlers get ctx.peer to call back the caller over the same conn
 
 Deno.test("Peer.call() with timeoutMs rejects TimeoutError and fires the remote handler's signal", async () => {
   const started = deferred<AbortSignal>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("hang", (_params, ctx) => {
       started.resolve(ctx.signal);
       return new Promise((_resolve, reject) =>
@@ -171,6 +189,7 @@ Deno.test("Peer.call() with timeoutMs rejects TimeoutError and fires the remote 
       );
     }),
   );
+  const { a, b } = peers;
   await b.hello(); // $/cancel goes only to a peer that said hello
   const call = b.call("hang", [], { timeoutMs: 1 });
   const signal = await started.promise;
@@ -190,18 +209,20 @@ Deno.test("Peer.call() with timeoutMs rejects TimeoutError and fires the remote 
 
 Deno.test("Peer.call() with defaultTimeoutMs times out calls that set none", async () => {
   const never = deferred<unknown>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("hang", () => never.promise),
     {},
     { defaultTimeoutMs: 1 },
   );
+  const { a, b } = peers;
   await assert.rejects(b.call("hang"), { name: "TimeoutError" });
   never.resolve(null);
   await finish(a, b);
 });
 
 Deno.test("Peer.call() rejects RangeError for a bad timeoutMs", async () => {
-  const { a, b } = pair();
+  await using peers = pair();
+  const { a, b } = peers;
   await assert.rejects(b.call("x", [], { timeoutMs: -1 }), RangeError);
   await assert.rejects(b.call("x", [], { timeoutMs: 1.5 }), /timeoutMs/);
   assert.equal(b.stats.pendingCalls, 0);
@@ -210,7 +231,7 @@ Deno.test("Peer.call() rejects RangeError for a bad timeoutMs", async () => {
 
 Deno.test("Peer.call() rejects with signal.reason on abort and cancels the remote handler", async () => {
   const started = deferred<AbortSignal>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("hang", (_params, ctx) => {
       started.resolve(ctx.signal);
       return new Promise((_resolve, reject) =>
@@ -218,6 +239,7 @@ Deno.test("Peer.call() rejects with signal.reason on abort and cancels the remot
       );
     }),
   );
+  const { a, b } = peers;
   await b.hello();
   const controller = new AbortController();
   const call = b.call("hang", [], { signal: controller.signal });
@@ -231,12 +253,26 @@ Deno.test("Peer.call() rejects with signal.reason on abort and cancels the remot
   await finish(a, b);
 });
 
-Deno.test("Peer.call() with an already-aborted signal rejects at once and sends nothing", async () => {
-  const { a, b, tb } = pair();
+Deno.test("Peer.call() with an already-aborted signal rejects with its reason at once and sends nothing", async () => {
+  let ran = 0;
+  await using peers = pair(
+    new HandlerRegistry().register("echo", (p) => p).register("block", () => void ran++),
+  );
+  const { a, b, tb } = peers;
   const controller = new AbortController();
   controller.abort();
-  await assert.rejects(b.call("echo", [], { signal: controller.signal }), { name: "AbortError" });
+  await assert.rejects(b.call("block", [], { signal: controller.signal }), { name: "AbortError" });
+  const reason = new Error("too late");
+  const withReason = new AbortController();
+  withReason.abort(reason);
+  await assert.rejects(
+    b.call("block", [], { signal: withReason.signal }),
+    (error: unknown) => error === reason,
+  );
   assert.deepEqual(tb.sent, []);
+  assert.equal(b.stats.pendingCalls, 0);
+  assert.deepEqual(await b.call("echo", [3]), [3]);
+  assert.equal(ran, 0, "the handler never ran");
   await finish(a, b);
 });
 
@@ -244,11 +280,12 @@ Deno.test("Peer.call() with an already-aborted signal rejects at once and sends 
 
 Deno.test("Peer.call() rejects LimitError too-many-pending beyond maxPendingCalls", async () => {
   const gate = deferred<unknown>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("wait", () => gate.promise),
     {},
     { maxPendingCalls: 2 },
   );
+  const { a, b } = peers;
   const first = b.call("wait");
   const second = b.call("wait");
   await assert.rejects(b.call("wait"), (error: unknown) => {
@@ -264,7 +301,8 @@ Deno.test("Peer.call() rejects LimitError too-many-pending beyond maxPendingCall
 });
 
 Deno.test("Peer.call() rejects LimitError message-too-big and sends nothing", async () => {
-  const { a, b, tb } = pair(new HandlerRegistry(), {}, { maxMessageBytes: 64 });
+  await using peers = pair(new HandlerRegistry(), {}, { maxMessageBytes: 64 });
+  const { a, b, tb } = peers;
   await assert.rejects(b.call("echo", ["x".repeat(64)]), (error: unknown) => {
     assert.ok(error instanceof LimitError);
     assert.equal(error.code, "message-too-big");
@@ -283,9 +321,10 @@ Deno.test("Peer.call() rejects LimitError message-too-big and sends nothing", as
 });
 
 Deno.test("Peer closes with 1009 on an incoming message one byte over maxMessageBytes", async () => {
-  const { a, b, tb } = pair(new HandlerRegistry().register("echo", (p) => p), {
+  await using peers = pair(new HandlerRegistry().register("echo", (p) => p), {
     maxMessageBytes: 100,
   });
+  const { a, b, tb } = peers;
   const overhead = '{"id":0,"method":"echo","params":[""]}'.length;
   const fill = "x".repeat(100 - overhead);
   // A call of exactly 100 bytes is accepted; the same with one byte more closes with 1009.
@@ -299,7 +338,8 @@ Deno.test("Peer closes with 1009 on an incoming message one byte over maxMessage
 });
 
 Deno.test("Peer counts multi-byte characters as UTF-8 bytes against maxMessageBytes", async () => {
-  const { a, b, tb } = pair(new HandlerRegistry(), { maxMessageBytes: 100 });
+  await using peers = pair(new HandlerRegistry(), { maxMessageBytes: 100 });
+  const { a, b, tb } = peers;
   // 29 + 3 * 24 = 101 bytes in 53 UTF-16 units.
   const frame = '{"id":null,"method":"m","p":"' + "€".repeat(24);
   tb.inject(frame);
@@ -307,37 +347,54 @@ Deno.test("Peer counts multi-byte characters as UTF-8 bytes against maxMessageBy
   await b.closed;
 });
 
-Deno.test("Peer answers 'overloaded' beyond maxInFlight and drops notifications", async () => {
+Deno.test("Peer answers 'overloaded' beyond maxInFlight, drops notifications, and serves again once handlers finish", async () => {
   const gate = deferred<unknown>();
   const seen: string[] = [];
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry()
       .register("wait", () => gate.promise)
-      .register("note", ([x]) => void seen.push(String(x))),
-    { maxInFlight: 1 },
+      .register("note", ([x]) => void seen.push(String(x)))
+      .register("echo", (p) => p),
+    { maxInFlight: 2 },
   );
+  const { a, b } = peers;
   const first = b.call("wait");
+  const second = b.call("wait");
   await turn();
+  assert.equal(a.stats.runningHandlers, 2);
   b.notify("note", ["dropped"]);
-  await assert.rejects(b.call("wait"), (error: unknown) => {
-    assert.ok(error instanceof RemoteError);
-    assert.equal(error.remoteMessage, 'Cannot run "wait": overloaded (1 requests in flight)');
+  await turn();
+  assert.equal(a.stats.overloaded, 1, "the dropped notification is counted");
+  await assert.rejects(b.call("wait", ["third"]), (error: unknown) => {
+    assert.ok(error instanceof RemoteError, String(error));
+    assert.equal(error.method, "wait");
+    assert.match(error.message, /overloaded/);
+    assert.equal(error.remoteMessage, 'Cannot run "wait": overloaded (2 requests in flight)');
     return true;
   });
   assert.equal(a.stats.overloaded, 2);
+  assert.equal(a.stats.runningHandlers, 2);
+  assert.equal(a.closeInfo, undefined, "the connection stays open");
   gate.resolve("done");
-  assert.equal(await first, "done");
+  assert.deepEqual(await Promise.all([first, second]), ["done", "done"]);
   b.notify("note", ["kept"]);
   assert.deepEqual(await b.call("wait"), "done");
+  assert.deepEqual(await b.call("echo", ["again"]), ["again"]);
+  assert.equal(a.stats.runningHandlers, 0);
   assert.deepEqual(seen, ["kept"]);
   await finish(a, b);
 });
 
-Deno.test("Peer queues frames while bufferedAmount is above highWaterMarkBytes, in order", async () => {
-  const { a, b, tb } = pair(new HandlerRegistry().register("echo", (p) => p), {}, {
-    highWaterMarkBytes: 0,
-  });
-  tb.bufferedAmount = 1;
+Deno.test("Peer queues frames while bufferedAmount is above highWaterMarkBytes and sends them in order once it drains", async () => {
+  const gate = deferred<unknown>();
+  await using peers = pair(
+    new HandlerRegistry().register("echo", (p) => p).register("wait", () => gate.promise),
+    {},
+    { highWaterMarkBytes: 10 },
+  );
+  const { a, b, tb } = peers;
+  const methods = () => tb.sent.map((frame) => JSON.parse(frame).method);
+  tb.bufferedAmount = 11; // over the mark from the first frame: nothing goes out
   const one = b.call("echo", [1]);
   const two = b.call("echo", [2]);
   assert.equal(b.stats.queuedFrames, 2);
@@ -345,6 +402,29 @@ Deno.test("Peer queues frames while bufferedAmount is above highWaterMarkBytes, 
   tb.bufferedAmount = 0;
   assert.deepEqual(await Promise.all([one, two]), [[1], [2]]);
   assert.deepEqual(tb.sent.map((frame) => JSON.parse(frame).params), [[1], [2]]);
+  assert.equal(b.stats.queuedFrames, 0);
+  tb.sent.length = 0;
+  tb.bufferedAmount = 10; // at the mark: still sent at once
+  b.notify("a");
+  assert.deepEqual(methods(), ["a"]);
+  tb.bufferedAmount = 11; // one byte over: queued, calls and notifications alike
+  b.notify("b");
+  const waiting = b.call("wait");
+  b.notify("d");
+  assert.deepEqual(methods(), ["a"]);
+  assert.equal(b.stats.queuedFrames, 3);
+  assert.equal(b.stats.pendingCalls, 1);
+  tb.bufferedAmount = 0;
+  // Once a queue exists, new frames join it even though the socket has room: order is kept.
+  b.notify("e");
+  assert.equal(b.stats.queuedFrames, 4);
+  assert.deepEqual(await b.call("echo", ["f"]), ["f"]); // queued behind the others, so sent last
+  assert.deepEqual(methods(), ["a", "b", "wait", "d", "e", "echo"]);
+  assert.equal(b.stats.queuedFrames, 0);
+  b.close(1000, "done");
+  await assert.rejects(waiting, DisconnectedError);
+  assert.equal(b.stats.pendingCalls, 0);
+  gate.resolve(null); // the handler ends; its reply has nowhere to go
   await finish(a, b);
 });
 
@@ -352,7 +432,7 @@ Deno.test("Peer queues frames while bufferedAmount is above highWaterMarkBytes, 
 
 Deno.test("Peer.notify() runs the handler and never sends a reply, even on error", async () => {
   const seen: unknown[] = [];
-  const { a, b, ta } = pair(
+  await using peers = pair(
     new HandlerRegistry()
       .register("note", ([x]) => void seen.push(x))
       .register("boom", () => {
@@ -360,6 +440,7 @@ Deno.test("Peer.notify() runs the handler and never sends a reply, even on error
       })
       .register("boomAsync", () => Promise.reject(new Error("ignored"))),
   );
+  const { a, b, ta } = peers;
   b.notify("note", [1]);
   b.notify("boom");
   b.notify("boomAsync");
@@ -373,12 +454,13 @@ Deno.test("Peer.notify() runs the handler and never sends a reply, even on error
 
 Deno.test("Peer starts handlers in arrival order", async () => {
   const order: number[] = [];
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("log", async ([x]) => {
       order.push(Number(x));
       await new Promise<void>((resolve) => queueMicrotask(resolve));
     }),
   );
+  const { a, b } = peers;
   for (let i = 0; i < 20; i++) b.notify("log", [i]);
   await b.call("$/ping");
   assert.deepEqual(order, Array.from({ length: 20 }, (_, i) => i));
@@ -387,9 +469,10 @@ Deno.test("Peer starts handlers in arrival order", async () => {
 
 Deno.test("Peer runs handlers concurrently: a slow handler does not delay a fast one", async () => {
   const gate = deferred<unknown>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("slow", () => gate.promise).register("fast", () => "fast"),
   );
+  const { a, b } = peers;
   const settled: string[] = [];
   const slow = b.call("slow").then((value) => settled.push(String(value)));
   const fast = b.call("fast").then((value) => settled.push(String(value)));
@@ -405,7 +488,8 @@ Deno.test("Peer runs handlers concurrently: a slow handler does not delay a fast
 // --- Invalid frames -----------------------------------------------------------------------
 
 Deno.test("Peer answers an invalid frame that has a usable id, and stays usable", async () => {
-  const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  await using peers = pair(new HandlerRegistry().register("echo", (p) => p));
+  const { a, b, ta, tb } = peers;
   tb.inject('{"id":77,"method":5}');
   assert.equal(await b.call("echo", [1]).then(() => "ok"), "ok");
   assert.deepEqual(JSON.parse(ta.sent[0]), {
@@ -417,7 +501,8 @@ Deno.test("Peer answers an invalid frame that has a usable id, and stays usable"
 });
 
 Deno.test("Peer drops unanswerable frames and counts them", async () => {
-  const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  await using peers = pair(new HandlerRegistry().register("echo", (p) => p));
+  const { a, b, ta, tb } = peers;
   for (const frame of ["{oops", "[1]", '{"id":true,"method":"echo"}', '{"id":999,"result":1}']) {
     tb.inject(frame);
   }
@@ -428,7 +513,8 @@ Deno.test("Peer drops unanswerable frames and counts them", async () => {
 });
 
 Deno.test("Peer fails the pending call a reply with both result and error was meant for", async () => {
-  const { a, b, ta } = pair(new HandlerRegistry().register("never", () => new Promise(() => {})));
+  await using peers = pair(new HandlerRegistry().register("never", () => new Promise(() => {})));
+  const { a, b, ta } = peers;
   const call = b.call("never");
   ta.inject('{"id":0,"result":1,"error":"two"}');
   await assert.rejects(call, (error: unknown) => {
@@ -443,7 +529,8 @@ Deno.test("Peer fails the pending call a reply with both result and error was me
 });
 
 Deno.test("Peer counts binary frames and ignores them", async () => {
-  const { a, b, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  await using peers = pair(new HandlerRegistry().register("echo", (p) => p));
+  const { a, b, tb } = peers;
   tb.inject(new Uint8Array([1, 2, 3]));
   tb.inject(new ArrayBuffer(4));
   assert.deepEqual(await b.call("echo", [1]), [1]);
@@ -455,12 +542,13 @@ Deno.test("Peer counts binary frames and ignores them", async () => {
 
 Deno.test("Peer.close() rejects pending calls with DisconnectedError and aborts running handlers", async () => {
   const started = deferred<AbortSignal>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("hang", (_params, ctx) => {
       started.resolve(ctx.signal);
       return new Promise(() => {});
     }),
   );
+  const { a, b } = peers;
   const call = b.call("hang");
   const signal = await started.promise;
   b.close(4321, "bye");
@@ -486,7 +574,8 @@ Deno.test("Peer aborts a handler that closed the connection before returning its
     signal = ctx.signal;
     return new Promise(() => {});
   });
-  const { a: server, b } = pair(registry);
+  await using peers = pair(registry);
+  const { a: server, b } = peers;
   await assert.rejects(b.call("closeThenWait"), DisconnectedError);
   assert.ok(signal?.aborted);
   assert.ok(signal.reason instanceof DisconnectedError);
@@ -494,7 +583,8 @@ Deno.test("Peer aborts a handler that closed the connection before returning its
 });
 
 Deno.test("Peer.call() and notify() after close fail with DisconnectedError", async () => {
-  const { a, b } = pair();
+  await using peers = pair();
+  const { a, b } = peers;
   b.close(1000, "done");
   await a.closed;
   await assert.rejects(b.call("echo"), DisconnectedError);
@@ -503,7 +593,7 @@ Deno.test("Peer.call() and notify() after close fail with DisconnectedError", as
 
 Deno.test("Peer[Symbol.dispose]() closes with 1000", async () => {
   const [ta, tb] = memoryPair();
-  const a = new Peer(ta, { logger: quiet });
+  using a = new Peer(ta, { logger: quiet });
   {
     using _b = new Peer(tb, { logger: quiet });
   }
@@ -512,9 +602,10 @@ Deno.test("Peer[Symbol.dispose]() closes with 1000", async () => {
 
 Deno.test("Peer.drain() lets running handlers finish and answers new requests 'shutting down'", async () => {
   const gate = deferred<unknown>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("slow", () => gate.promise).register("echo", (p) => p),
   );
+  const { a, b } = peers;
   const slow = b.call("slow");
   await turn();
   const drained = a.drain(60_000);
@@ -531,7 +622,7 @@ Deno.test("Peer.drain() lets running handlers finish and answers new requests 's
 
 Deno.test("Peer.drain() fires running handlers' signals when the grace period ends", async () => {
   const started = deferred<AbortSignal>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("hang", (_params, ctx) => {
       started.resolve(ctx.signal);
       return new Promise((_resolve, reject) =>
@@ -539,6 +630,7 @@ Deno.test("Peer.drain() fires running handlers' signals when the grace period en
       );
     }),
   );
+  const { a, b } = peers;
   const call = b.call("hang");
   const signal = await started.promise;
   await a.drain(0);
@@ -551,7 +643,7 @@ Deno.test("Peer.drain() fires running handlers' signals when the grace period en
 Deno.test("Peer.drain() measures its grace period on the peer's clock", async () => {
   const clock = new FakeClock();
   const started = deferred<AbortSignal>();
-  const { a, b } = pair(
+  await using peers = pair(
     new HandlerRegistry().register("hang", (_params, ctx) => {
       started.resolve(ctx.signal);
       return new Promise((_resolve, reject) =>
@@ -560,6 +652,7 @@ Deno.test("Peer.drain() measures its grace period on the peer's clock", async ()
     }),
     { clock },
   );
+  const { a, b } = peers;
   const call = b.call("hang");
   const signal = await started.promise;
   const drained = a.drain(5000);
@@ -577,7 +670,8 @@ Deno.test("Peer.drain() measures its grace period on the peer's clock", async ()
 Deno.test("Peer.drain() clears its grace timer when the last handler finishes", async () => {
   const clock = new FakeClock();
   const gate = deferred<unknown>();
-  const { a, b } = pair(new HandlerRegistry().register("slow", () => gate.promise), { clock });
+  await using peers = pair(new HandlerRegistry().register("slow", () => gate.promise), { clock });
+  const { a, b } = peers;
   const slow = b.call("slow");
   await turn();
   const drained = a.drain(60_000);
@@ -592,7 +686,7 @@ Deno.test("Peer.drain() clears its grace timer when the last handler finishes", 
 // --- Negotiation ($/hello) and other peers' dialects --------------------------------------
 
 Deno.test("Peer.hello() declares this side and learns the other's; reserved methods follow it", async () => {
-  const { a, b, tb } = pair(
+  await using peers = pair(
     new HandlerRegistry().register(
       "hang",
       (_params, ctx) =>
@@ -601,6 +695,7 @@ Deno.test("Peer.hello() declares this side and learns the other's; reserved meth
         ),
     ),
   );
+  const { a, b, tb } = peers;
   assert.equal(b.remote, undefined);
   // Before hello: a timed-out call sends no $/cancel (a seed peer never sees a reserved method).
   await assert.rejects(b.call("hang", [], { timeoutMs: 1 }), { name: "TimeoutError" });
@@ -614,7 +709,8 @@ Deno.test("Peer.hello() declares this side and learns the other's; reserved meth
 });
 
 Deno.test("Peer with requireHello rejects calls with NotNegotiatedError until the other side says hello", async () => {
-  const { a, b, ta } = pair(new HandlerRegistry(), { requireHello: true });
+  await using peers = pair(new HandlerRegistry(), { requireHello: true });
+  const { a, b, ta } = peers;
   await assert.rejects(a.call("anything"), (error: unknown) => {
     assert.ok(error instanceof NotNegotiatedError);
     assert.equal(error.method, "anything");
@@ -629,7 +725,7 @@ Deno.test("Peer with requireHello rejects calls with NotNegotiatedError until th
 Deno.test("Peer.hello() toward a seed peer leaves remote undefined, whether it answers null or an error", async () => {
   for (const reply of ['{"id":0,"result":null}', '{"id":0,"error":"Unknown method: $/hello"}']) {
     const [ta, tb] = memoryPair();
-    const b = new Peer(tb, { logger: quiet });
+    using b = new Peer(tb, { logger: quiet });
     const hello = b.hello();
     await turn();
     assert.deepEqual(JSON.parse(tb.sent[0]), {
@@ -646,7 +742,7 @@ Deno.test("Peer.hello() toward a seed peer leaves remote undefined, whether it a
 
 Deno.test("Peer answers a hello without a version >= 2 with an error and stays in seed mode", async () => {
   const [ta, tb] = memoryPair();
-  const a = new Peer(ta, { logger: quiet, requireHello: true });
+  using a = new Peer(ta, { logger: quiet, requireHello: true });
   const replies: string[] = [];
   tb.start({ frame: (data) => replies.push(data as string), closed: () => {} });
   tb.send('{"id":1,"method":"$/hello","params":{"version":1}}');
@@ -660,11 +756,12 @@ Deno.test("Peer answers a hello without a version >= 2 with an error and stays i
 
 Deno.test("Peer passes by-name params both ways, and missing params as []", async () => {
   const seen: unknown[] = [];
-  const { a, b, tb } = pair(
+  await using peers = pair(
     new HandlerRegistry()
       .register<{ a: number }>("named", (params) => params.a + 1)
       .register("note", (params) => void seen.push(params)),
   );
+  const { a, b, tb } = peers;
   assert.equal(await b.call("named", { a: 41 }), 42);
   assert.deepEqual(JSON.parse(tb.sent[0]).params, { a: 41 });
   b.notify("note", { x: [1] });
@@ -676,7 +773,8 @@ Deno.test("Peer passes by-name params both ways, and missing params as []", asyn
 });
 
 Deno.test("Peer answers another peer's string, negative and fractional ids with their exact text", async () => {
-  const { a, b, ta, tb } = pair(new HandlerRegistry().register("echo", (p) => p));
+  await using peers = pair(new HandlerRegistry().register("echo", (p) => p));
+  const { a, b, ta, tb } = peers;
   const ids = ['"abc"', "-1", "1.0", "1e2", "-0", '"18446744073709551616"'];
   for (const id of ids) tb.inject(`{"jsonrpc":"2.0","id":${id},"method":"echo","params":[1]}`);
   assert.deepEqual(await b.call("echo", [2]), [2]); // frames are handled in order
@@ -685,7 +783,8 @@ Deno.test("Peer answers another peer's string, negative and fractional ids with 
 });
 
 Deno.test("Peer settles a call with null when the reply has neither result nor error", async () => {
-  const { a, b, ta } = pair(new HandlerRegistry().register("never", () => new Promise(() => {})));
+  await using peers = pair(new HandlerRegistry().register("never", () => new Promise(() => {})));
+  const { a, b, ta } = peers;
   const call = b.call("never");
   await turn();
   ta.inject('{"id":0}');
@@ -698,7 +797,7 @@ Deno.test("Peer settles a call with null when the reply has neither result nor e
 Deno.test("Peer bounds and escapes a method name the other side chose, in replies and log lines", async () => {
   const lines: string[] = [];
   const [ta, tb] = memoryPair();
-  const a = new Peer(ta, {
+  using a = new Peer(ta, {
     logger: consoleLogger("debug", (line) => lines.push(line)),
     maxInFlight: 1,
     registry: new HandlerRegistry().register("hang", () => new Promise(() => {})),
@@ -726,7 +825,7 @@ Deno.test("Peer bounds and escapes a method name the other side chose, in replie
 Deno.test("RemoteError.code names each error Mist itself produces, and none for a handler's own", async () => {
   const [ta, tb] = memoryPair();
   const gate = deferred<unknown>();
-  const a = new Peer(ta, {
+  using a = new Peer(ta, {
     logger: quiet,
     maxInFlight: 1,
     maxMessageBytes: 1024,
@@ -739,7 +838,7 @@ Deno.test("RemoteError.code names each error Mist itself produces, and none for 
       })
       .register("callBack", (_params, ctx) => ctx.peer.call("anything")),
   });
-  const b = new Peer(tb, { logger: quiet });
+  using b = new Peer(tb, { logger: quiet });
   const codeOf = (call: Promise<unknown>) =>
     call.then(() => "resolved", (error) => error instanceof RemoteError ? error.code : error);
   assert.equal(await codeOf(b.call("nope")), "unknown-method");

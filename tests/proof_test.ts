@@ -10,7 +10,7 @@ import { Client } from "../client.ts";
 import { HandlerRegistry } from "../registry.ts";
 import { SharedSecret } from "../secret.ts";
 import { clientProof, serverProof } from "../_proof.ts";
-import { deferred, quiet, startServer, within } from "./_helpers.ts";
+import { connect, deferred, quiet, startServer, stop, within } from "./_helpers.ts";
 
 // --- The three messages ---------------------------------------------------------------------
 
@@ -60,7 +60,10 @@ Deno.test("serverProof() expects a fresh answer on every connection, so a record
 
 // --- Over real sockets ----------------------------------------------------------------------
 
-/** A server that upgrades anyone and records everything it is sent. */
+/**
+ * A server that upgrades anyone and records everything it is sent.
+ * `await using fake = impostor()` shuts it down.
+ */
 function impostor(options: { challenge?: string } = {}) {
   const seen: { url: string; headers: [string, string][] }[] = [];
   const frames: string[] = [];
@@ -85,15 +88,22 @@ function impostor(options: { challenge?: string } = {}) {
     socket.addEventListener("message", (event) => frames.push(String(event.data)));
     return response;
   });
-  return { server, seen, frames, opened, url: `ws://127.0.0.1:${server.addr.port}/` };
+  return {
+    server,
+    seen,
+    frames,
+    opened,
+    url: `ws://127.0.0.1:${server.addr.port}/`,
+    [Symbol.asyncDispose]: () => server.shutdown(),
+  };
 }
 
 Deno.test("Client with auth 'proof' sends nothing and runs nothing for an impostor on the port", async () => {
   const secret = SharedSecret.generate();
-  const fake = impostor();
+  await using fake = impostor();
   let handlerRan = false;
   const registry = new HandlerRegistry().register("secretHandler", () => handlerRan = true);
-  const client = new Client(fake.url, {
+  await using client = new Client(fake.url, {
     secret,
     registry,
     auth: "proof",
@@ -113,14 +123,12 @@ Deno.test("Client with auth 'proof' sends nothing and runs nothing for an impost
   assert.ok(!fake.seen[0].headers.some(([name]) => name === "x-land-secret"));
   assert.deepEqual(fake.frames, [], "the client sent a frame before the server proved itself");
   assert.equal(handlerRan, false);
-  await client.close();
-  await fake.server.shutdown();
 });
 
 Deno.test("Client with auth 'proof' in a browser's form (subprotocol) reveals nothing either", async () => {
   const secret = SharedSecret.generate();
-  const fake = impostor();
-  const client = new Client(fake.url, {
+  await using fake = impostor();
+  await using client = new Client(fake.url, {
     secret,
     auth: "proof",
     secretVia: "protocol",
@@ -131,15 +139,13 @@ Deno.test("Client with auth 'proof' in a browser's form (subprotocol) reveals no
   await assert.rejects(client.call("echo"), /Server failed the proof/);
   assert.ok(!JSON.stringify(fake.seen).includes(secret.toHex()));
   assert.deepEqual(fake.frames, []);
-  await client.close();
-  await fake.server.shutdown();
 });
 
 Deno.test("serveLocal() closes a connection that replays a recorded proof token with 1008", async () => {
-  const t = startServer();
+  await using t = startServer();
   // Record what an honest client offers, as an impostor on the port would.
-  const recorder = impostor();
-  const victim = new Client(recorder.url, {
+  await using recorder = impostor();
+  await using victim = new Client(recorder.url, {
     secret: t.secret,
     heartbeat: false,
     reconnect: false,
@@ -168,13 +174,13 @@ Deno.test("serveLocal() closes a connection that replays a recorded proof token 
   assert.equal(close.reason, "Proof failed");
   assert.equal(received.length, 1, `frames after the challenge: ${received.slice(1)}`);
   assert.equal(t.peers.length, 0, "an unproven client was reported as a connection");
-  await t.server.shutdown();
+  await stop(t);
 });
 
 Deno.test("Client with auth 'proof' is refused by a seed server and never sends the raw secret", async () => {
   const secret = SharedSecret.generate();
   const attempts: [string, string][][] = [];
-  const seed = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
+  await using seed = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
     attempts.push([...request.headers]);
     if (request.headers.get("x-land-secret") !== secret.toHex()) {
       return new Response(null, { status: 401 });
@@ -188,7 +194,7 @@ Deno.test("Client with auth 'proof' is refused by a seed server and never sends 
   });
   const url = `ws://127.0.0.1:${seed.addr.port}/`;
   const reconnect = { delaysMs: [0, 0, 0], deadAfterMs: 60_000 };
-  const strict = new Client(url, { secret, reconnect, heartbeat: false, logger: quiet });
+  await using strict = new Client(url, { secret, reconnect, heartbeat: false, logger: quiet });
   const opened = deferred();
   strict.addEventListener("statechange", () => {
     if (attempts.length >= 3) opened.resolve();
@@ -198,7 +204,7 @@ Deno.test("Client with auth 'proof' is refused by a seed server and never sends 
   assert.ok(attempts.every((headers) => !JSON.stringify(headers).includes(secret.toHex())));
   // Configured to fall back: the attempt after the refused proof sends the raw secret.
   attempts.length = 0;
-  const lenient = new Client(url, {
+  await using lenient = new Client(url, {
     secret,
     auth: "proof-then-secret",
     reconnect,
@@ -209,23 +215,14 @@ Deno.test("Client with auth 'proof' is refused by a seed server and never sends 
   assert.equal(attempts.length, 2);
   assert.ok(new Map(attempts[0]).has("x-mist-proof"));
   assert.equal(new Map(attempts[1]).get("x-land-secret"), secret.toHex());
-  await lenient.close();
-  await seed.shutdown();
 });
 
 Deno.test("Client with auth 'proof' works with serveLocal in both credential forms", async () => {
-  const t = startServer();
+  await using t = startServer();
   for (const secretVia of ["header", "protocol"] as const) {
-    const client = new Client(t.server.url, {
-      secret: t.secret,
-      auth: "proof",
-      secretVia,
-      heartbeat: false,
-      logger: quiet,
-    });
+    await using client = connect(t, { auth: "proof", secretVia });
     assert.deepEqual(await client.call("echo", [secretVia]), [secretVia]);
     assert.deepEqual(client.peer?.remote, { version: 2, features: [] });
-    await client.close();
   }
-  await t.server.shutdown();
+  await stop(t);
 });

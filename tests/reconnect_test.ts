@@ -8,22 +8,11 @@
 import assert from "node:assert/strict";
 import { Client, type ClientOptions, type Endpoint, StateChangeEvent } from "../client.ts";
 import { ChannelDeadError, ClosedError, DisconnectedError } from "../errors.ts";
-import { consoleLogger } from "../log.ts";
 import { HandlerRegistry } from "../registry.ts";
 import { SharedSecret } from "../secret.ts";
 import { type LocalServer, serveLocal } from "../server.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { nextState } from "./_helpers.ts";
-
-const silent = consoleLogger("silent");
-
-/** A loopback port nothing listens on (bound, read, released). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
+import { freePort, nextState, quiet } from "./_helpers.ts";
 
 /** Every state change of `client`, plus a way to await the next one. */
 function recordStates(client: Client): {
@@ -90,7 +79,7 @@ class RestartableServer {
       secret: this.secret,
       registry,
       shutdownGraceMs: 0,
-      logger: silent,
+      logger: quiet,
     });
     return this.server;
   }
@@ -116,20 +105,16 @@ class RestartableServer {
     await reconnecting;
   }
 
-  async dispose(): Promise<void> {
+  /** `await using servers = new RestartableServer()` releases the handlers and shuts it down. */
+  async [Symbol.asyncDispose](): Promise<void> {
     this.release.resolve();
     await this.server.shutdown();
-  }
-
-  /** `await using servers = new RestartableServer()` disposes it. */
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.dispose();
   }
 }
 
 /** A client of `servers` with the heartbeat off and a silent logger. */
 function clientOf(servers: RestartableServer, options: ClientOptions = {}): Client {
-  return new Client(servers.provider, { heartbeat: false, logger: silent, ...options });
+  return new Client(servers.provider, { heartbeat: false, logger: quiet, ...options });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,10 +125,10 @@ Deno.test("Client retries with delays 100, 200, 400, 1000, 2000, then 5000 ms, a
   const clock = new FakeClock();
   const secret = SharedSecret.generate();
   let provided = 0;
-  const client = new Client(() => {
+  await using client = new Client(() => {
     provided++;
     return { url: `ws://127.0.0.1:${port}/`, secret };
-  }, { clock, heartbeat: false, logger: silent });
+  }, { clock, heartbeat: false, logger: quiet });
   const { events, next } = recordStates(client);
   const waiting = client.call("echo", ["waiting"]);
   const waitingRejected = assert.rejects(waiting, (error: unknown) => {
@@ -216,94 +201,80 @@ Deno.test("Client retries with delays 100, 200, 400, 1000, 2000, then 5000 ms, a
 
 Deno.test("Client counts the 30 s give-up time from the moment the connection dropped", async () => {
   const clock = new FakeClock();
-  const servers = new RestartableServer();
-  try {
-    const client = clientOf(servers, { clock });
-    const { next } = recordStates(client);
-    assert.equal((await next()).state, "open");
-    assert.deepEqual(clock.pending, [], "no timers while open with the heartbeat off");
-    clock.advance(12_345); // a long healthy connection
-    await servers.stop();
-    const first = await next();
-    assert.equal(first.state, "reconnecting");
-    assert.equal(first.attempt, 1);
-    assert.equal(first.delayMs, 100);
-    assert.ok(first.error instanceof DisconnectedError);
-    assert.equal(first.error.closeCode, 1001);
-    assert.deepEqual(clock.pending, [
-      { due: 12_345 + 100, delay: 100 },
-      { due: 12_345 + 30_000, delay: 30_000 },
-    ]);
-    const delays = [first.delayMs!];
-    const nextTimer = () => clock.pending.at(0)!;
-    while (nextTimer().delay !== 30_000) {
-      clock.runNext();
-      const event = await next();
-      assert.equal(event.state, "reconnecting");
-      delays.push(event.delayMs!);
-    }
-    assert.deepEqual(delays, [100, 200, 400, 1000, 2000, 5000, 5000, 5000, 5000, 5000, 5000]);
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers, { clock });
+  const { next } = recordStates(client);
+  assert.equal((await next()).state, "open");
+  assert.deepEqual(clock.pending, [], "no timers while open with the heartbeat off");
+  clock.advance(12_345); // a long healthy connection
+  await servers.stop();
+  const first = await next();
+  assert.equal(first.state, "reconnecting");
+  assert.equal(first.attempt, 1);
+  assert.equal(first.delayMs, 100);
+  assert.ok(first.error instanceof DisconnectedError);
+  assert.equal(first.error.closeCode, 1001);
+  assert.deepEqual(clock.pending, [
+    { due: 12_345 + 100, delay: 100 },
+    { due: 12_345 + 30_000, delay: 30_000 },
+  ]);
+  const delays = [first.delayMs!];
+  const nextTimer = () => clock.pending.at(0)!;
+  while (nextTimer().delay !== 30_000) {
     clock.runNext();
-    assert.equal(client.state, "dead");
-    assert.equal(clock.now(), 12_345 + 30_000);
-    await client.close();
-    assert.deepEqual(clock.pending, []);
-  } finally {
-    await servers.dispose();
+    const event = await next();
+    assert.equal(event.state, "reconnecting");
+    delays.push(event.delayMs!);
   }
+  assert.deepEqual(delays, [100, 200, 400, 1000, 2000, 5000, 5000, 5000, 5000, 5000, 5000]);
+  clock.runNext();
+  assert.equal(client.state, "dead");
+  assert.equal(clock.now(), 12_345 + 30_000);
+  await client.close();
+  assert.deepEqual(clock.pending, []);
 });
 
 Deno.test("Client retries a provider that throws like a failed attempt", async () => {
   const clock = new FakeClock();
   let provided = 0;
-  const client = new Client(() => {
+  await using client = new Client(() => {
     provided++;
     throw new Error("native side not ready");
-  }, { clock, heartbeat: false, logger: silent });
+  }, { clock, heartbeat: false, logger: quiet });
   const { next } = recordStates(client);
-  try {
-    const first = await next();
-    assert.equal(first.state, "reconnecting");
-    assert.equal(first.delayMs, 100);
-    assert.match(String(first.error), /native side not ready/);
-    clock.runNext();
-    const second = await next();
-    assert.equal(second.delayMs, 200);
-    assert.equal(provided, 2);
-  } finally {
-    await client.close();
-  }
+  const first = await next();
+  assert.equal(first.state, "reconnecting");
+  assert.equal(first.delayMs, 100);
+  assert.match(String(first.error), /native side not ready/);
+  clock.runNext();
+  const second = await next();
+  assert.equal(second.delayMs, 200);
+  assert.equal(provided, 2);
 });
 
 Deno.test("Client gives up an attempt that does not open within connectTimeoutMs (on its clock)", async () => {
   // A TCP server that accepts and never answers the upgrade request.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted = listener.accept();
   const clock = new FakeClock();
   const secret = SharedSecret.generate();
-  const client = new Client(
+  await using client = new Client(
     () => ({ url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}/`, secret }),
-    { clock, heartbeat: false, logger: silent, connectTimeoutMs: 1234 },
+    { clock, heartbeat: false, logger: quiet, connectTimeoutMs: 1234 },
   );
   const { next } = recordStates(client);
-  const conn = await accepted;
-  try {
-    assert.deepEqual(clock.pending, [
-      { due: 1234, delay: 1234 },
-      { due: 30_000, delay: 30_000 },
-    ]);
-    clock.runNext();
-    const event = await next();
-    assert.equal(event.state, "reconnecting");
-    assert.equal(event.delayMs, 100);
-    assert.ok(event.error instanceof DisconnectedError, String(event.error));
-    assert.equal(event.error.closeCode, 1006);
-    assert.equal(event.error.closeReason, "No connection within 1234 ms");
-  } finally {
-    await client.close();
-    conn.close();
-    listener.close();
-  }
+  using _conn = await accepted; // held open, never answered
+  assert.deepEqual(clock.pending, [
+    { due: 1234, delay: 1234 },
+    { due: 30_000, delay: 30_000 },
+  ]);
+  clock.runNext();
+  const event = await next();
+  assert.equal(event.state, "reconnecting");
+  assert.equal(event.delayMs, 100);
+  assert.ok(event.error instanceof DisconnectedError, String(event.error));
+  assert.equal(event.error.closeCode, 1006);
+  assert.equal(event.error.closeReason, "No connection within 1234 ms");
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -414,92 +385,75 @@ Deno.test("Client.notify() right after an in-flight call failed with Disconnecte
 });
 
 Deno.test("Client.close() during the first connection attempt leaves no socket open", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    assert.equal(client.state, "connecting");
-    const call = client.call("echo");
-    await client.close();
-    await assert.rejects(call, ClosedError);
-    assert.equal(client.state, "closed");
-  } finally {
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  assert.equal(client.state, "connecting");
+  const call = client.call("echo");
+  await client.close();
+  await assert.rejects(call, ClosedError);
+  assert.equal(client.state, "closed");
 });
 
 Deno.test("Client with reconnect: false goes dead on the first failure", async () => {
   const port = freePort();
   const secret = SharedSecret.generate();
   let provided = 0;
-  const client = new Client(() => {
+  await using client = new Client(() => {
     provided++;
     return { url: `ws://127.0.0.1:${port}/`, secret };
-  }, { reconnect: false, heartbeat: false, logger: silent });
-  try {
-    const call = client.call("echo");
-    const dead = await nextState(client, "dead");
-    assert.ok(dead.error instanceof DisconnectedError, String(dead.error));
-    await assert.rejects(call, ChannelDeadError);
-    assert.equal(provided, 1);
-    assert.equal(client.stats.waitingCalls, 0);
-  } finally {
-    await client.close();
-  }
+  }, { reconnect: false, heartbeat: false, logger: quiet });
+  const call = client.call("echo");
+  const dead = await nextState(client, "dead");
+  assert.ok(dead.error instanceof DisconnectedError, String(dead.error));
+  await assert.rejects(call, ChannelDeadError);
+  assert.equal(provided, 1);
+  assert.equal(client.stats.waitingCalls, 0);
 });
 
 Deno.test("Client with reconnect.jitter lengthens each delay by at most that fraction", async () => {
   const port = freePort();
   const clock = new FakeClock();
   const secret = SharedSecret.generate();
-  const client = new Client(() => ({ url: `ws://127.0.0.1:${port}/`, secret }), {
+  await using client = new Client(() => ({ url: `ws://127.0.0.1:${port}/`, secret }), {
     clock,
     reconnect: { jitter: 0.5 },
     heartbeat: false,
-    logger: silent,
+    logger: quiet,
   });
   const { next } = recordStates(client);
-  try {
-    const bases = [100, 200, 400, 1000, 2000, 5000, 5000];
-    for (const base of bases) {
-      const event = await next();
-      assert.equal(event.state, "reconnecting");
-      assert.ok(
-        event.delayMs! >= base && event.delayMs! <= base * 1.5,
-        `${event.delayMs} for ${base}`,
-      );
-      assert.equal(clock.pending[0].delay, event.delayMs);
-      clock.runNext();
-    }
-  } finally {
-    await client.close();
+  const bases = [100, 200, 400, 1000, 2000, 5000, 5000];
+  for (const base of bases) {
+    const event = await next();
+    assert.equal(event.state, "reconnecting");
+    assert.ok(
+      event.delayMs! >= base && event.delayMs! <= base * 1.5,
+      `${event.delayMs} for ${base}`,
+    );
+    assert.equal(clock.pending[0].delay, event.delayMs);
+    clock.runNext();
   }
 });
 
 Deno.test("Client asks the provider before every attempt, so a stale secret is replaced", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
-  try {
-    await client.opened();
-    await servers.dropUnder(client);
-    // The new server is up, but the provider still hands out the old secret: refused (401).
-    const staleSecret = servers.secret;
-    servers.start();
-    const freshSecret = servers.secret;
-    servers.secret = staleSecret;
-    const refused = nextState(client, "reconnecting");
-    const calls = servers.providerCalls;
-    const retry = await refused;
-    assert.ok(servers.providerCalls > calls);
-    assert.ok(retry.error instanceof DisconnectedError, String(retry.error));
-    assert.notEqual(client.state, "open");
-    // Now the provider knows the new secret.
-    servers.secret = freshSecret;
-    await client.opened();
-    assert.deepEqual(await client.call("echo", ["ok"]), [2, "ok"]);
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
+  await client.opened();
+  await servers.dropUnder(client);
+  // The new server is up, but the provider still hands out the old secret: refused (401).
+  const staleSecret = servers.secret;
+  servers.start();
+  const freshSecret = servers.secret;
+  servers.secret = staleSecret;
+  const refused = nextState(client, "reconnecting");
+  const calls = servers.providerCalls;
+  const retry = await refused;
+  assert.ok(servers.providerCalls > calls);
+  assert.ok(retry.error instanceof DisconnectedError, String(retry.error));
+  assert.notEqual(client.state, "open");
+  // Now the provider knows the new secret.
+  servers.secret = freshSecret;
+  await client.opened();
+  assert.deepEqual(await client.call("echo", ["ok"]), [2, "ok"]);
 });
 
 Deno.test("Client sends notifications queued while disconnected in order after reconnecting", async () => {
@@ -645,103 +599,85 @@ Deno.test("Client.close() rejects calls waiting for a connection with ClosedErro
 });
 
 Deno.test("StateChangeEvent reports connecting, open, reconnecting, open, closed in order", async () => {
-  const servers = new RestartableServer();
-  const client = clientOf(servers);
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers);
   const { events } = recordStates(client);
-  try {
-    await client.opened();
-    await servers.dropUnder(client);
-    servers.start();
-    await client.opened();
-    await client.close();
-    const states = events.map((event) => event.state);
-    // The constructor's "connecting" happens before any listener can be added.
-    assert.equal(states[0], "open");
-    assert.equal(states[1], "reconnecting");
-    assert.equal(states.at(-2), "open");
-    assert.equal(states.at(-1), "closed");
-    assert.ok(
-      states.slice(1, -2).every((state) => state === "reconnecting"),
-      states.join(","),
-    );
-    assert.ok(events.every((event) => event instanceof StateChangeEvent));
-  } finally {
-    await client.close();
-    await servers.dispose();
-  }
+  await client.opened();
+  await servers.dropUnder(client);
+  servers.start();
+  await client.opened();
+  await client.close();
+  const states = events.map((event) => event.state);
+  // The constructor's "connecting" happens before any listener can be added.
+  assert.equal(states[0], "open");
+  assert.equal(states[1], "reconnecting");
+  assert.equal(states.at(-2), "open");
+  assert.equal(states.at(-1), "closed");
+  assert.ok(
+    states.slice(1, -2).every((state) => state === "reconnecting"),
+    states.join(","),
+  );
+  assert.ok(events.every((event) => event instanceof StateChangeEvent));
 });
 
 Deno.test("Client does not start the delays over after a connection that closed at once", async () => {
   const clock = new FakeClock();
   const secret = SharedSecret.generate();
   // Accepts, answers the hello, then drops the connection: a flapping server.
-  const server = serveLocal({
+  await using server = serveLocal({
     secret,
-    logger: silent,
+    logger: quiet,
     clock,
     onConnection: (peer) => peer.close(4001, "Go away"),
   });
-  const client = new Client(server.url, { secret, clock, heartbeat: false, logger: silent });
+  await using client = new Client(server.url, { secret, clock, heartbeat: false, logger: quiet });
   const { next } = recordStates(client);
   const delays: number[] = [];
-  try {
-    while (delays.length < 4) {
-      const event = await next();
-      if (event.state !== "reconnecting") continue;
-      delays.push(event.delayMs!);
-      clock.advance(event.delayMs!);
-    }
-    assert.deepEqual(delays, [100, 200, 400, 1000]);
-  } finally {
-    await client.close();
-    await server.shutdown();
+  while (delays.length < 4) {
+    const event = await next();
+    if (event.state !== "reconnecting") continue;
+    delays.push(event.delayMs!);
+    clock.advance(event.delayMs!);
   }
+  assert.deepEqual(delays, [100, 200, 400, 1000]);
 });
 
 Deno.test("Client starts the delays over after a connection that stayed up for stableAfterMs", async () => {
   const clock = new FakeClock();
-  const servers = new RestartableServer();
-  try {
-    const client = clientOf(servers, { clock, reconnect: { stableAfterMs: 1000 } });
-    const { next } = recordStates(client);
-    assert.equal((await next()).state, "open");
-    clock.advance(999);
-    await servers.stop();
-    assert.equal((await next()).delayMs, 100);
-    servers.start();
-    clock.advance(100);
-    assert.equal((await next()).state, "open");
-    await servers.stop(); // up for 0 ms: the delays go on
-    assert.equal((await next()).delayMs, 200);
-    servers.start();
-    clock.advance(200);
-    assert.equal((await next()).state, "open");
-    clock.advance(1000); // stable now
-    await servers.stop();
-    assert.equal((await next()).delayMs, 100);
-    await client.close();
-  } finally {
-    await servers.dispose();
-  }
+  await using servers = new RestartableServer();
+  await using client = clientOf(servers, { clock, reconnect: { stableAfterMs: 1000 } });
+  const { next } = recordStates(client);
+  assert.equal((await next()).state, "open");
+  clock.advance(999);
+  await servers.stop();
+  assert.equal((await next()).delayMs, 100);
+  servers.start();
+  clock.advance(100);
+  assert.equal((await next()).state, "open");
+  await servers.stop(); // up for 0 ms: the delays go on
+  assert.equal((await next()).delayMs, 200);
+  servers.start();
+  clock.advance(200);
+  assert.equal((await next()).state, "open");
+  clock.advance(1000); // stable now
+  await servers.stop();
+  assert.equal((await next()).delayMs, 100);
+  await client.close();
 });
 
 Deno.test("Client with reconnect: false says why it is dead, not after how long", async () => {
   const port = freePort();
-  const client = new Client(`ws://127.0.0.1:${port}/`, {
+  await using client = new Client(`ws://127.0.0.1:${port}/`, {
     secret: SharedSecret.generate(),
     reconnect: false,
     heartbeat: false,
-    logger: silent,
+    logger: quiet,
   });
-  try {
-    await assert.rejects(client.call("echo"), (error: unknown) => {
-      assert.ok(error instanceof ChannelDeadError);
-      assert.equal(error.deadAfterMs, undefined);
-      assert.doesNotMatch(error.message, /30000/);
-      assert.match(error.message, /reconnect is off \(last error: .+\)$/);
-      return true;
-    });
-  } finally {
-    await client.close();
-  }
+  await assert.rejects(client.call("echo"), (error: unknown) => {
+    assert.ok(error instanceof ChannelDeadError);
+    assert.equal(error.deadAfterMs, undefined);
+    assert.doesNotMatch(error.message, /30000/);
+    assert.match(error.message, /reconnect is off \(last error: .+\)$/);
+    return true;
+  });
 });

@@ -1,114 +1,30 @@
 /**
- * Tests for cancellation, timeouts, heartbeats, overload and backpressure: over real loopback
+ * Tests for timeouts, heartbeats, the caller's pending cap and backpressure: over real loopback
  * sockets (serveLocal, or a raw Deno.serve peer that misbehaves on purpose), and over an
- * in-memory transport whose bufferedAmount the test controls.
+ * in-memory transport whose bufferedAmount the test controls. Cancellation, the callee's
+ * in-flight cap and the basic send queue are in `client_test.ts` and `peer_test.ts`.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import {
-  Client,
-  type ClientOptions,
-  HEARTBEAT_CLOSE_CODE,
-  type WebSocketFactory,
-} from "../client.ts";
+import { Client, HEARTBEAT_CLOSE_CODE, type WebSocketFactory } from "../client.ts";
 import { DisconnectedError, LimitError, RemoteError } from "../errors.ts";
-import { consoleLogger } from "../log.ts";
 import { Peer } from "../peer.ts";
 import { HandlerRegistry } from "../registry.ts";
 import { SharedSecret } from "../secret.ts";
-import { type LocalServer, serveLocal, type ServeLocalOptions } from "../server.ts";
 import type { Transport, TransportSink, WebSocketLike } from "../transport.ts";
 import { NoDelayWebSocket } from "../_socket/no_delay.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { nextState } from "./_helpers.ts";
-
-const silent = consoleLogger("silent");
+import { connect, nextState, quiet, startServer, stop } from "./_helpers.ts";
 
 /**
- * A serveLocal server whose "block" handler waits for `release`, records its signal, and
- * reports when it started and when its signal fired; plus a connected client.
+ * A raw WebSocket server on 127.0.0.1 that hands each socket to `onSocket`.
+ * `await using server = rawServer(…)` closes its sockets with 1001 and shuts it down.
  */
-async function setup(
-  serverOptions: Partial<ServeLocalOptions> = {},
-  clientOptions: ClientOptions = {},
-): Promise<{
-  server: LocalServer;
-  client: Client;
-  serverPeer: () => Peer;
-  started: PromiseWithResolvers<AbortSignal>[];
-  aborted: PromiseWithResolvers<unknown>[];
-  release: PromiseWithResolvers<void>;
-  dispose: () => Promise<void>;
-}> {
-  const started: PromiseWithResolvers<AbortSignal>[] = [];
-  const aborted: PromiseWithResolvers<unknown>[] = [];
-  const slot = <T>(list: PromiseWithResolvers<T>[], n: number) => {
-    while (list.length <= n) list.push(Promise.withResolvers<T>());
-    return list[n];
-  };
-  let blocks = 0;
-  const release = Promise.withResolvers<void>();
-  const registry = new HandlerRegistry()
-    .register("echo", (params) => params)
-    .register("block", (_params, context) => {
-      const n = blocks++;
-      const signal = context.signal;
-      signal.addEventListener("abort", () => slot(aborted, n).resolve(signal.reason));
-      slot(started, n).resolve(signal);
-      // Finishes when released or when cancelled, so no handler outlives the test.
-      return Promise.race([
-        release.promise.then(() => "released"),
-        new Promise((resolve) => signal.addEventListener("abort", () => resolve("aborted"))),
-      ]);
-    });
-  const secret = SharedSecret.generate();
-  const peers: Peer[] = [];
-  const server = serveLocal({
-    secret,
-    registry,
-    logger: silent,
-    shutdownGraceMs: 0,
-    onConnection: (peer) => peers.push(peer),
-    ...serverOptions,
-  });
-  const client = new Client(server.url, {
-    secret,
-    heartbeat: false,
-    logger: silent,
-    ...clientOptions,
-  });
-  await client.opened();
-  return {
-    server,
-    client,
-    serverPeer: () => peers[0],
-    started: new Proxy(started, {
-      get: (target, key) =>
-        typeof key === "string" && /^\d+$/.test(key)
-          ? slot(target, Number(key))
-          : Reflect.get(target, key),
-    }),
-    aborted: new Proxy(aborted, {
-      get: (target, key) =>
-        typeof key === "string" && /^\d+$/.test(key)
-          ? slot(target, Number(key))
-          : Reflect.get(target, key),
-    }),
-    release,
-    dispose: async () => {
-      release.resolve();
-      await client.close();
-      await server.shutdown();
-    },
-  };
-}
-
-/** A raw WebSocket server on 127.0.0.1 that hands each socket to `onSocket`. */
 function rawServer(onSocket: (socket: WebSocket) => void): {
   url: string;
   close: () => Promise<void>;
-} {
+} & AsyncDisposable {
   const sockets = new Set<WebSocket>();
   const closed: Promise<void>[] = [];
   const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
@@ -118,15 +34,17 @@ function rawServer(onSocket: (socket: WebSocket) => void): {
     onSocket(socket);
     return response;
   });
+  const close = async () => {
+    for (const socket of sockets) {
+      if (socket.readyState === WebSocket.OPEN) socket.close(1001, "test over");
+    }
+    await Promise.all(closed);
+    await http.shutdown();
+  };
   return {
     url: `ws://127.0.0.1:${(http.addr as Deno.NetAddr).port}/`,
-    close: async () => {
-      for (const socket of sockets) {
-        if (socket.readyState === WebSocket.OPEN) socket.close(1001, "test over");
-      }
-      await Promise.all(closed);
-      await http.shutdown();
-    },
+    close,
+    [Symbol.asyncDispose]: close,
   };
 }
 
@@ -158,101 +76,36 @@ function spySocket(socket: WebSocketLike, onSend: (frame: string) => void): WebS
 }
 
 // ---------------------------------------------------------------------------------------------
-// Cancellation and timeouts
+// Timeouts and dropped connections
 
-Deno.test("Client.call() with timeoutMs rejects with TimeoutError and fires the remote handler's signal", async () => {
-  const t = await setup();
-  try {
-    const call = t.client.call("block", [], { timeoutMs: 30 });
-    const signal = await t.started[0].promise;
-    await assert.rejects(call, (error: unknown) => {
-      assert.ok(error instanceof DOMException, String(error));
-      assert.equal(error.name, "TimeoutError");
-      assert.equal(error.message, 'Call "block" timed out after 30 ms');
-      return true;
-    });
-    assert.equal(t.client.peer!.stats.pendingCalls, 0);
-    const reason = await t.aborted[0].promise;
-    assert.ok(signal.aborted);
-    assert.ok(reason instanceof DOMException);
-    assert.equal(reason.name, "AbortError");
-    // A round trip later the server's handler has finished and the late reply was dropped.
-    assert.deepEqual(await t.client.call("echo", [1]), [1]);
-    assert.equal(t.serverPeer().stats.runningHandlers, 0);
-    assert.equal(t.client.peer!.stats.pendingCalls, 0);
-  } finally {
-    await t.dispose();
-  }
+Deno.test("Client with defaultTimeoutMs rejects a call that sets no timeoutMs with TimeoutError", async () => {
+  await using t = startServer({ shutdownGraceMs: 0 });
+  await using client = connect(t, { defaultTimeoutMs: 25 });
+  await client.opened();
+  await assert.rejects(client.call("awaitAbort"), (error: unknown) => {
+    assert.ok(error instanceof DOMException, String(error));
+    assert.equal(error.name, "TimeoutError");
+    return true;
+  });
+  await t.aborted.promise;
+  assert.equal(client.peer!.stats.pendingCalls, 0);
+  await stop(t, client);
 });
 
-Deno.test("Client.call() aborted by its signal rejects with the reason and fires the remote handler's signal", async () => {
-  const t = await setup();
-  try {
-    const controller = new AbortController();
-    const call = t.client.call("block", [], { signal: controller.signal });
-    const signal = await t.started[0].promise;
-    assert.equal(t.client.peer!.stats.pendingCalls, 1);
-    const reason = new Error("the user closed the panel");
-    controller.abort(reason);
-    await assert.rejects(call, (error: unknown) => error === reason);
-    assert.equal(t.client.peer!.stats.pendingCalls, 0, "settled at once, before any reply");
-    await t.aborted[0].promise;
-    assert.ok(signal.aborted);
-    assert.deepEqual(await t.client.call("echo", [2]), [2]);
-    assert.equal(t.serverPeer().stats.runningHandlers, 0);
-  } finally {
-    await t.dispose();
-  }
-});
-
-Deno.test("Client.call() with an already aborted signal rejects with its reason and sends nothing", async () => {
-  const t = await setup();
-  try {
-    const controller = new AbortController();
-    const reason = new Error("too late");
-    controller.abort(reason);
-    await assert.rejects(
-      t.client.call("block", [], { signal: controller.signal }),
-      (error: unknown) => error === reason,
-    );
-    assert.equal(t.client.peer!.stats.pendingCalls, 0);
-    assert.deepEqual(await t.client.call("echo", [3]), [3]);
-    assert.equal(t.started.length, 0, "the handler never ran");
-  } finally {
-    await t.dispose();
-  }
-});
-
-Deno.test("Client defaultTimeoutMs applies to calls that set none", async () => {
-  const t = await setup({}, { defaultTimeoutMs: 25 });
-  try {
-    await assert.rejects(t.client.call("block"), (error: unknown) => {
-      assert.ok(error instanceof DOMException, String(error));
-      assert.equal(error.name, "TimeoutError");
-      return true;
-    });
-    await t.aborted[0].promise;
-    assert.equal(t.client.peer!.stats.pendingCalls, 0);
-  } finally {
-    await t.dispose();
-  }
-});
-
-Deno.test("Peer's remote handler signal fires when the caller's connection drops", async () => {
-  const t = await setup();
-  try {
-    const call = t.client.call("block");
-    const signal = await t.started[0].promise;
-    const reconnecting = nextState(t.client, "reconnecting");
-    t.client.peer!.close(1000, "bye");
-    await assert.rejects(call, DisconnectedError);
-    const reason = await t.aborted[0].promise;
-    assert.ok(signal.aborted);
-    assert.ok(reason instanceof DisconnectedError, String(reason));
-    await reconnecting;
-  } finally {
-    await t.dispose();
-  }
+Deno.test("Peer fires a running handler's signal with DisconnectedError when the caller's connection drops", async () => {
+  await using t = startServer({ shutdownGraceMs: 0 });
+  await using client = connect(t);
+  await client.opened();
+  const call = client.call("awaitAbort");
+  const signal = await t.abortStarted.promise;
+  const reconnecting = nextState(client, "reconnecting");
+  client.peer!.close(1000, "bye");
+  await assert.rejects(call, DisconnectedError);
+  const reason = await t.aborted.promise;
+  assert.ok(signal.aborted);
+  assert.ok(reason instanceof DisconnectedError, String(reason));
+  await reconnecting;
+  await stop(t, client);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -260,7 +113,7 @@ Deno.test("Peer's remote handler signal fires when the caller's connection drops
 
 Deno.test("Client drops a connection whose peer stops answering its $/ping (close 4000) and reconnects", async () => {
   const received: string[] = [];
-  const server = rawServer((socket) => {
+  await using server = rawServer((socket) => {
     // Answers the hello (so it gets heartbeats), then reads and never answers: a frozen peer.
     socket.addEventListener("message", (event) => {
       const frame = JSON.parse(String(event.data));
@@ -270,63 +123,60 @@ Deno.test("Client drops a connection whose peer stops answering its $/ping (clos
       received.push(String(event.data));
     });
   });
-  const client = new Client(server.url, {
+  await using client = new Client(server.url, {
     secret: SharedSecret.generate(),
     auth: "secret",
     heartbeat: { intervalMs: 50, timeoutMs: 100 },
-    logger: silent,
+    logger: quiet,
   });
-  try {
-    await client.opened();
-    const call = client.call("anything", ["x"]);
-    const rejected = assert.rejects(call, (error: unknown) => {
-      assert.ok(error instanceof DisconnectedError, String(error));
-      assert.equal(error.closeCode, HEARTBEAT_CLOSE_CODE);
-      assert.equal(error.closeCode, 4000);
-      assert.equal(error.closeReason, "Heartbeat timeout");
-      assert.equal(error.method, "anything");
-      return true;
-    });
-    const event = await nextState(client, "reconnecting");
-    await rejected;
-    assert.equal(event.attempt, 1);
-    assert.equal(event.delayMs, 100);
-    assert.ok(event.error instanceof DisconnectedError);
-    assert.equal(event.error.closeCode, 4000);
-    const methods = received.map((frame) => JSON.parse(frame).method);
-    assert.equal(methods[0], "anything");
-    assert.ok(methods.includes("$/ping"), methods.join(","));
-  } finally {
-    await client.close();
-    await server.close();
-  }
+  await client.opened();
+  const call = client.call("anything", ["x"]);
+  const rejected = assert.rejects(call, (error: unknown) => {
+    assert.ok(error instanceof DisconnectedError, String(error));
+    assert.equal(error.closeCode, HEARTBEAT_CLOSE_CODE);
+    assert.equal(error.closeCode, 4000);
+    assert.equal(error.closeReason, "Heartbeat timeout");
+    assert.equal(error.method, "anything");
+    return true;
+  });
+  const event = await nextState(client, "reconnecting");
+  await rejected;
+  assert.equal(event.attempt, 1);
+  assert.equal(event.delayMs, 100);
+  assert.ok(event.error instanceof DisconnectedError);
+  assert.equal(event.error.closeCode, 4000);
+  const methods = received.map((frame) => JSON.parse(frame).method);
+  assert.equal(methods[0], "anything");
+  assert.ok(methods.includes("$/ping"), methods.join(","));
 });
 
 Deno.test("Client treats an error answer to $/ping as proof of liveness", async () => {
   const clock = new FakeClock();
   const pingsPerSocket: number[] = [];
-  const server = rawServer((socket) => {
-    const index = pingsPerSocket.push(0) - 1;
-    socket.addEventListener("message", (event) => {
-      const frame = JSON.parse(String(event.data));
-      if (frame.id === null || frame.id === undefined) return;
-      if (frame.method === "$/hello") {
-        return socket.send(JSON.stringify({ id: frame.id, result: { version: 2, features: [] } }));
-      }
-      if (frame.method === "$/ping") pingsPerSocket[index]++;
-      socket.send(JSON.stringify({ id: frame.id, error: `Unknown method "${frame.method}"` }));
+  {
+    await using server = rawServer((socket) => {
+      const index = pingsPerSocket.push(0) - 1;
+      socket.addEventListener("message", (event) => {
+        const frame = JSON.parse(String(event.data));
+        if (frame.id === null || frame.id === undefined) return;
+        if (frame.method === "$/hello") {
+          return socket.send(
+            JSON.stringify({ id: frame.id, result: { version: 2, features: [] } }),
+          );
+        }
+        if (frame.method === "$/ping") pingsPerSocket[index]++;
+        socket.send(JSON.stringify({ id: frame.id, error: `Unknown method "${frame.method}"` }));
+      });
     });
-  });
-  const client = new Client(server.url, {
-    secret: SharedSecret.generate(),
-    auth: "secret",
-    clock,
-    heartbeat: { intervalMs: 20, timeoutMs: 1000 },
-    logger: silent,
-  });
-  const states: string[] = [];
-  client.addEventListener("statechange", (event) => states.push(event.state));
-  try {
+    await using client = new Client(server.url, {
+      secret: SharedSecret.generate(),
+      auth: "secret",
+      clock,
+      heartbeat: { intervalMs: 20, timeoutMs: 1000 },
+      logger: quiet,
+    });
+    const states: string[] = [];
+    client.addEventListener("statechange", (event) => states.push(event.state));
     await client.opened();
     for (let ping = 1; ping <= 4; ping++) {
       clock.advance(20); // silent: a ping
@@ -339,9 +189,6 @@ Deno.test("Client treats an error answer to $/ping as proof of liveness", async 
     assert.deepEqual(pingsPerSocket, [4]);
     assert.equal(client.state, "open");
     assert.deepEqual(states, ["open"]);
-  } finally {
-    await client.close();
-    await server.close();
   }
   assert.deepEqual(clock.pending, [], "close() leaves no heartbeat timer");
 });
@@ -356,25 +203,26 @@ Deno.test("Client keeps a connection to serveLocal open across heartbeats ($/pin
       if (frame.includes('"method":"$/ping"')) pings++;
     });
   };
-  const t = await setup({}, {
-    clock,
-    heartbeat: { intervalMs: 10, timeoutMs: 1000 },
-    webSocketFactory: factory,
-  });
-  const states: string[] = [];
-  t.client.addEventListener("statechange", (event) => states.push(event.state));
-  try {
+  {
+    await using t = startServer();
+    await using client = connect(t, {
+      clock,
+      heartbeat: { intervalMs: 10, timeoutMs: 1000 },
+      webSocketFactory: factory,
+    });
+    await client.opened();
+    const states: string[] = [];
+    client.addEventListener("statechange", (event) => states.push(event.state));
     for (let beat = 1; beat <= 5; beat++) {
       clock.advance(10); // silent: a ping
       assert.equal(pings, beat);
-      assert.deepEqual(await t.client.call("echo", [beat]), [beat]); // after the ping's answer
+      assert.deepEqual(await client.call("echo", [beat]), [beat]); // after the ping's answer
       clock.advance(1000); // frames came: no close
     }
     assert.equal(sockets, 1);
     assert.deepEqual(states, []);
-    assert.equal(t.client.state, "open");
-  } finally {
-    await t.dispose();
+    assert.equal(client.state, "open");
+    await stop(t, client);
   }
   assert.deepEqual(clock.pending, [], "close() leaves no heartbeat timer");
 });
@@ -382,19 +230,21 @@ Deno.test("Client keeps a connection to serveLocal open across heartbeats ($/pin
 Deno.test("Client sends $/ping only after heartbeat.intervalMs of silence, on its clock", async () => {
   const clock = new FakeClock();
   let pings = 0;
-  const t = await setup({}, {
-    clock,
-    heartbeat: { intervalMs: 777, timeoutMs: 5000 },
-    webSocketFactory: (url, init) =>
-      spySocket(new NoDelayWebSocket(url, init), (frame) => {
-        if (frame.includes('"method":"$/ping"')) pings++;
-      }),
-  });
-  try {
+  {
+    await using t = startServer();
+    await using client = connect(t, {
+      clock,
+      heartbeat: { intervalMs: 777, timeoutMs: 5000 },
+      webSocketFactory: (url, init) =>
+        spySocket(new NoDelayWebSocket(url, init), (frame) => {
+          if (frame.includes('"method":"$/ping"')) pings++;
+        }),
+    });
+    await client.opened();
     assert.deepEqual(clock.pending, [{ due: 777, delay: 777 }]);
     // Busy: every look finds a frame, so no ping goes out.
     for (let look = 1; look <= 3; look++) {
-      assert.deepEqual(await t.client.call("echo", [look]), [look]);
+      assert.deepEqual(await client.call("echo", [look]), [look]);
       clock.runNext();
       assert.equal(pings, 0);
       assert.deepEqual(clock.pending, [{ due: 777 * (look + 1), delay: 777 }]);
@@ -403,103 +253,60 @@ Deno.test("Client sends $/ping only after heartbeat.intervalMs of silence, on it
     clock.runNext();
     assert.equal(pings, 1);
     assert.deepEqual(clock.pending, [{ due: 777 * 4 + 5000, delay: 5000 }]);
-    assert.deepEqual(await t.client.call("echo", ["after"]), ["after"]);
+    assert.deepEqual(await client.call("echo", ["after"]), ["after"]);
     clock.runNext(); // frames came: the connection stays, the next look is an interval away
-    assert.equal(t.client.state, "open");
+    assert.equal(client.state, "open");
     assert.deepEqual(clock.pending, [{ due: 777 * 5 + 5000, delay: 777 }]);
-  } finally {
-    await t.dispose();
+    await stop(t, client);
   }
   assert.deepEqual(clock.pending, [], "close() leaves no heartbeat timer");
 });
 
 // ---------------------------------------------------------------------------------------------
-// Overload: the callee's in-flight cap, the caller's pending cap
-
-Deno.test("Peer answers 'overloaded' beyond maxInFlight and serves again once handlers finish", async () => {
-  const t = await setup({ maxInFlight: 2 });
-  try {
-    const first = t.client.call("block");
-    const second = t.client.call("block");
-    await t.started[0].promise;
-    await t.started[1].promise;
-    await assert.rejects(t.client.call("block", ["third"]), (error: unknown) => {
-      assert.ok(error instanceof RemoteError, String(error));
-      assert.equal(error.method, "block");
-      assert.match(error.message, /overloaded/);
-      assert.equal(error.remoteMessage, 'Cannot run "block": overloaded (2 requests in flight)');
-      return true;
-    });
-    assert.equal(t.serverPeer().stats.overloaded, 1);
-    assert.equal(t.serverPeer().stats.runningHandlers, 2);
-    assert.equal(t.client.state, "open", "the connection stays open");
-    t.release.resolve();
-    assert.deepEqual(await Promise.all([first, second]), ["released", "released"]);
-    assert.deepEqual(await t.client.call("echo", ["again"]), ["again"]);
-    assert.equal(t.serverPeer().stats.runningHandlers, 0);
-  } finally {
-    await t.dispose();
-  }
-});
-
-Deno.test("Peer drops notifications beyond maxInFlight and counts them", async () => {
-  const t = await setup({ maxInFlight: 1 });
-  try {
-    const first = t.client.call("block");
-    await t.started[0].promise;
-    t.client.notify("echo", ["dropped"]);
-    await assert.rejects(t.client.call("echo"), /overloaded/);
-    assert.equal(t.serverPeer().stats.overloaded, 2);
-    t.release.resolve();
-    assert.equal(await first, "released");
-  } finally {
-    await t.dispose();
-  }
-});
+// Overload: the caller's pending cap (the callee's in-flight cap is in peer_test.ts)
 
 Deno.test("Client with maxPendingCalls: 2 rejects a third concurrent call with LimitError too-many-pending", async () => {
-  const t = await setup({}, { maxPendingCalls: 2 });
-  try {
-    const first = t.client.call("block");
-    const second = t.client.call("block");
-    await assert.rejects(t.client.call("echo", ["third"]), (error: unknown) => {
-      assert.ok(error instanceof LimitError, String(error));
-      assert.equal(error.code, "too-many-pending");
-      assert.equal(error.message, 'Cannot call "echo": 2 calls pending (maxPendingCalls)');
-      assert.equal(error.closeCode, undefined);
-      return true;
-    });
-    assert.equal(t.client.peer!.stats.pendingCalls, 2);
-    assert.equal(t.client.state, "open");
-    t.release.resolve();
-    assert.deepEqual(await Promise.all([first, second]), ["released", "released"]);
-    assert.deepEqual(await t.client.call("echo", ["now"]), ["now"]);
-  } finally {
-    await t.dispose();
-  }
+  await using t = startServer({ shutdownGraceMs: 0 });
+  await using client = connect(t, { maxPendingCalls: 2 });
+  await client.opened();
+  const gates = [t.nextGate(), t.nextGate()];
+  const first = client.call("gate");
+  const second = client.call("gate");
+  await assert.rejects(client.call("echo", ["third"]), (error: unknown) => {
+    assert.ok(error instanceof LimitError, String(error));
+    assert.equal(error.code, "too-many-pending");
+    assert.equal(error.message, 'Cannot call "echo": 2 calls pending (maxPendingCalls)');
+    assert.equal(error.closeCode, undefined);
+    return true;
+  });
+  assert.equal(client.peer!.stats.pendingCalls, 2);
+  assert.equal(client.state, "open");
+  for (const gate of gates) (await gate).resolve("released");
+  assert.deepEqual(await Promise.all([first, second]), ["released", "released"]);
+  assert.deepEqual(await client.call("echo", ["now"]), ["now"]);
+  await stop(t, client);
 });
 
 Deno.test("Client with maxPendingCalls: 2 rejects a third call waiting for a connection", async () => {
-  const t = await setup({}, { maxPendingCalls: 2 });
-  try {
-    const reconnecting = nextState(t.client, "reconnecting");
-    await t.server.shutdown();
-    await reconnecting;
-    const waiting = [t.client.call("echo"), t.client.call("echo")];
-    const settled = Promise.allSettled(waiting);
-    await assert.rejects(t.client.call("echo", ["third"]), (error: unknown) => {
-      assert.ok(error instanceof LimitError, String(error));
-      assert.equal(error.code, "too-many-pending");
-      assert.equal(error.message, 'Cannot call "echo": 2 calls wait for a connection');
-      assert.equal(error.closeCode, undefined);
-      return true;
-    });
-    assert.equal(t.client.stats.waitingCalls, 2);
-    await t.client.close();
-    assert.deepEqual((await settled).map((result) => result.status), ["rejected", "rejected"]);
-  } finally {
-    await t.dispose();
-  }
+  await using t = startServer({ shutdownGraceMs: 0 });
+  await using client = connect(t, { maxPendingCalls: 2 });
+  await client.opened();
+  const reconnecting = nextState(client, "reconnecting");
+  await t.server.shutdown();
+  await reconnecting;
+  const waiting = [client.call("echo"), client.call("echo")];
+  const settled = Promise.allSettled(waiting);
+  await assert.rejects(client.call("echo", ["third"]), (error: unknown) => {
+    assert.ok(error instanceof LimitError, String(error));
+    assert.equal(error.code, "too-many-pending");
+    assert.equal(error.message, 'Cannot call "echo": 2 calls wait for a connection');
+    assert.equal(error.closeCode, undefined);
+    return true;
+  });
+  assert.equal(client.stats.waitingCalls, 2);
+  await client.close();
+  assert.deepEqual((await settled).map((result) => result.status), ["rejected", "rejected"]);
+  await stop(t, client);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -548,35 +355,10 @@ function methods(frames: string[]): string[] {
   return frames.map((frame) => JSON.parse(frame).method ?? `reply:${JSON.parse(frame).id}`);
 }
 
-Deno.test("Peer queues frames while bufferedAmount is above highWaterMarkBytes and sends them in order once it drains", async () => {
-  const transport = new ControlledTransport();
-  const peer = new Peer(transport, { highWaterMarkBytes: 10, logger: silent });
-  transport.bufferedAmount = 10; // at the mark: still sent at once
-  peer.notify("a");
-  assert.deepEqual(methods(transport.sent), ["a"]);
-  transport.bufferedAmount = 11; // one byte over: queued
-  peer.notify("b");
-  const call = peer.call("c");
-  peer.notify("d");
-  assert.deepEqual(methods(transport.sent), ["a"]);
-  assert.equal(peer.stats.queuedFrames, 3);
-  assert.equal(peer.stats.pendingCalls, 1);
-  transport.bufferedAmount = 0;
-  // Once a queue exists, new frames join it even though the socket has room: order is kept.
-  peer.notify("e");
-  assert.equal(peer.stats.queuedFrames, 4);
-  await transport.sentCount(5);
-  assert.deepEqual(methods(transport.sent), ["a", "b", "c", "d", "e"]);
-  assert.equal(peer.stats.queuedFrames, 0);
-  peer.close(1000, "done");
-  await assert.rejects(call, DisconnectedError);
-  assert.equal(peer.stats.pendingCalls, 0);
-});
-
 Deno.test("Peer sends queued frames only as fast as bufferedAmount drains", async () => {
   const transport = new ControlledTransport();
   transport.growOnSend = true;
-  const peer = new Peer(transport, { highWaterMarkBytes: 10, logger: silent });
+  using peer = new Peer(transport, { highWaterMarkBytes: 10, logger: quiet });
   for (const name of ["n1", "n2", "n3", "n4"]) peer.notify(name);
   // The first frame fills the buffer past the mark; the rest wait.
   assert.deepEqual(methods(transport.sent), ["n1"]);
@@ -594,7 +376,7 @@ Deno.test("Peer sends queued frames only as fast as bufferedAmount drains", asyn
 Deno.test("Peer stops at the high-water mark exactly although it reads bufferedAmount rarely", () => {
   const transport = new ControlledTransport();
   transport.growOnSend = true;
-  const peer = new Peer(transport, { highWaterMarkBytes: 1_000, logger: silent });
+  using peer = new Peer(transport, { highWaterMarkBytes: 1_000, logger: quiet });
   for (let i = 0; i < 100; i++) peer.notify("n", [i]);
   // Every frame goes out while the buffer is at or below the mark when it is sent.
   const sizes = transport.sent.map((frame) => frame.length);
@@ -608,7 +390,7 @@ Deno.test("Peer stops at the high-water mark exactly although it reads bufferedA
 Deno.test("Peer.notify() throws LimitError overloaded when the send queue is full", () => {
   const transport = new ControlledTransport();
   transport.bufferedAmount = 1_000;
-  const peer = new Peer(transport, { highWaterMarkBytes: 10, maxPendingCalls: 3, logger: silent });
+  using peer = new Peer(transport, { highWaterMarkBytes: 10, maxPendingCalls: 3, logger: quiet });
   for (let i = 0; i < 3; i++) peer.notify("n", [i]);
   assert.equal(peer.stats.queuedFrames, 3);
   assert.throws(() => peer.notify("n", [3]), (error: unknown) => {
@@ -632,12 +414,12 @@ Deno.test("Peer closes with 1008 when the other side keeps sending requests but 
     closes.push([code, reason]);
     close(code, reason);
   };
-  const peer = new Peer(transport, {
+  using peer = new Peer(transport, {
     highWaterMarkBytes: 10,
     maxInFlight: 1,
     maxPendingCalls: 1,
     registry: new HandlerRegistry().register("echo", (params) => params),
-    logger: silent,
+    logger: quiet,
   });
   transport.receive('{"id":0,"method":"echo","params":[0]}'); // answered; the reply waits
   assert.equal(peer.stats.queuedFrames, 1);
@@ -657,7 +439,7 @@ Deno.test("Peer.close() with frames queued sends nothing more and its drain loop
   const clock = new FakeClock();
   const transport = new ControlledTransport();
   transport.bufferedAmount = 1_000;
-  const peer = new Peer(transport, { highWaterMarkBytes: 10, logger: silent, clock });
+  using peer = new Peer(transport, { highWaterMarkBytes: 10, logger: quiet, clock });
   peer.notify("queued");
   assert.equal(peer.stats.queuedFrames, 1);
   assert.equal(clock.pending.length, 1, "the drain poll");
@@ -672,7 +454,7 @@ Deno.test("Peer.close() with frames queued sends nothing more and its drain loop
 Deno.test("Peer clears a call's timer when it settles, times out, is aborted or the peer closes", async () => {
   const clock = new FakeClock();
   const transport = new ControlledTransport();
-  const peer = new Peer(transport, { logger: silent, clock });
+  using peer = new Peer(transport, { logger: quiet, clock });
   const reply = (id: number) => transport.receive(`{"id":${id},"result":"ok"}`);
   // The other side says hello, so $/cancel may be sent to it.
   transport.receive('{"id":"h","method":"$/hello","params":{"version":2}}');
@@ -713,32 +495,31 @@ Deno.test("Peer clears a call's timer when it settles, times out, is aborted or 
 Deno.test("Client over a real socket queues frames behind a large send until bufferedAmount drains", async () => {
   const received: unknown[][] = [];
   const got = Promise.withResolvers<void>();
-  const t = await setup({
+  await using t = startServer({
     registry: new HandlerRegistry().register("note", (params) => {
       received.push([typeof params[0] === "string" ? params[0].length : params[0]]);
       if (received.length === 3) got.resolve();
     }),
-  }, { highWaterMarkBytes: 1024 });
-  try {
-    const peer = t.client.peer!;
-    t.client.notify("note", ["x".repeat(1024 * 1024)]);
-    // Deno counts the whole message in bufferedAmount right after send(), so the rest wait.
-    t.client.notify("note", [2]);
-    t.client.notify("note", [3]);
-    assert.equal(peer.stats.queuedFrames, 2);
-    await got.promise;
-    assert.deepEqual(received, [[1024 * 1024], [2], [3]]);
-    assert.equal(peer.stats.queuedFrames, 0);
-  } finally {
-    await t.dispose();
-  }
+  });
+  await using client = connect(t, { highWaterMarkBytes: 1024 });
+  await client.opened();
+  const peer = client.peer!;
+  client.notify("note", ["x".repeat(1024 * 1024)]);
+  // Deno counts the whole message in bufferedAmount right after send(), so the rest wait.
+  client.notify("note", [2]);
+  client.notify("note", [3]);
+  assert.equal(peer.stats.queuedFrames, 2);
+  await got.promise;
+  assert.deepEqual(received, [[1024 * 1024], [2], [3]]);
+  assert.equal(peer.stats.queuedFrames, 0);
+  await stop(t, client);
 });
 
-Deno.test("WebSocket bufferedAmount right after sending 4 MiB (informational: what Deno reports)", async () => {
+Deno.test("WebSocket.bufferedAmount counts a whole 4 MiB message right after send(), and 0 once the reply came back", async () => {
   const big = "x".repeat(4 * 1024 * 1024);
   const report: Record<string, number> = {};
   const serverGot = Promise.withResolvers<void>();
-  const server = rawServer((socket) => {
+  await using server = rawServer((socket) => {
     socket.addEventListener("message", (event) => {
       if (String(event.data).length !== big.length) return;
       socket.send(big);
@@ -746,29 +527,32 @@ Deno.test("WebSocket bufferedAmount right after sending 4 MiB (informational: wh
       serverGot.resolve();
     });
   });
-  try {
-    for (
-      const [name, make] of [
-        ["native client WebSocket", () => new WebSocket(server.url)],
-        ["Mist NoDelayWebSocket", () => new NoDelayWebSocket(server.url, {})],
-      ] as const
-    ) {
-      const socket = make();
-      const opened = new Promise((resolve) => socket.addEventListener("open", resolve));
-      const echoed = new Promise((resolve) => socket.addEventListener("message", resolve));
-      const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
-      await opened;
-      socket.send(big);
-      report[name] = socket.bufferedAmount;
-      await echoed;
-      report[`${name}, after the reply came back`] = socket.bufferedAmount;
-      socket.close(1000);
-      await closed;
-    }
-    await serverGot.promise;
-    console.log("bufferedAmount right after send(4 MiB):", report);
-    for (const value of Object.values(report)) assert.equal(typeof value, "number");
-  } finally {
-    await server.close();
+  for (
+    const [name, make] of [
+      ["native client WebSocket", () => new WebSocket(server.url)],
+      ["Mist NoDelayWebSocket", () => new NoDelayWebSocket(server.url, {})],
+    ] as const
+  ) {
+    const socket = make();
+    const opened = new Promise((resolve) => socket.addEventListener("open", resolve));
+    const echoed = new Promise((resolve) => socket.addEventListener("message", resolve));
+    const closed = new Promise((resolve) => socket.addEventListener("close", resolve));
+    await opened;
+    socket.send(big);
+    report[name] = socket.bufferedAmount;
+    await echoed;
+    report[`${name}, after the reply came back`] = socket.bufferedAmount;
+    socket.close(1000);
+    await closed;
   }
+  await serverGot.promise;
+  // Deno's sockets, on either end, and Mist's count the UTF-8 bytes not yet written, and the
+  // whole message is still unwritten when send() returns; the peer's high-water mark relies on it.
+  assert.deepEqual(report, {
+    "native client WebSocket": big.length,
+    "native client WebSocket, after the reply came back": 0,
+    "Mist NoDelayWebSocket": big.length,
+    "Mist NoDelayWebSocket, after the reply came back": 0,
+    "server-side Deno.upgradeWebSocket socket": big.length,
+  });
 });

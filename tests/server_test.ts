@@ -13,18 +13,7 @@ import { NotNegotiatedError, RemoteError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";
 import { DEFAULT_HOSTNAME } from "../server.ts";
 import { FACES } from "./_faces.ts";
-import { type CloseRecord, rawUpgrade, ScriptedPeer, type TestServer, within } from "./_helpers.ts";
-
-/** Shuts the server down and checks nothing is left. */
-async function stop(t: TestServer, ...scripted: ScriptedPeer[]): Promise<void> {
-  for (const peer of scripted) await peer.close();
-  await t.server.shutdown();
-  assert.equal(t.server.connections, 0);
-  for (const peer of t.peers) {
-    assert.equal(peer.stats.pendingCalls, 0);
-    assert.equal(peer.stats.runningHandlers, 0);
-  }
-}
+import { type CloseRecord, rawUpgrade, ScriptedPeer, stop, within, writeAll } from "./_helpers.ts";
 
 /**
  * Upgrades a raw TCP connection with the secret in the header, sends `frame` (one masked
@@ -36,57 +25,50 @@ async function rawFrameClose(
   secret: SharedSecret,
   frame: Uint8Array,
 ): Promise<CloseRecord> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  try {
-    const head = `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
-      `Sec-WebSocket-Version: 13\r\nX-Land-Secret: ${secret.toHex()}\r\n\r\n`;
-    for (const bytes of [new TextEncoder().encode(head), frame]) {
-      let written = 0;
-      while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-    }
-    let data = new Uint8Array(0);
-    const buffer = new Uint8Array(4096);
-    const read = async (): Promise<boolean> => {
-      const n = await conn.read(buffer).catch(() => null); // a reset ends it like EOF
-      if (n === null) return false;
-      const joined = new Uint8Array(data.length + n);
-      joined.set(data);
-      joined.set(buffer.subarray(0, n), data.length);
-      data = joined;
-      return true;
-    };
-    const text = () => new TextDecoder("latin1").decode(data);
-    while (!text().includes("\r\n\r\n")) {
-      assert.ok(await read(), `no upgrade response: ${text()}`);
-    }
-    const end = text().indexOf("\r\n\r\n") + 4;
-    assert.match(text(), /^HTTP\/1\.1 101 /);
-    data = data.slice(end);
-    // Unmasked server frames, each shorter than 126 bytes: skip all but a close frame.
-    while (true) {
-      while (data.length >= 2 && data.length >= 2 + (data[1] & 0x7f)) {
-        const length = data[1] & 0x7f;
-        const payload = data.subarray(2, 2 + length);
-        if ((data[0] & 0x0f) === 0x8) {
-          return {
-            code: length >= 2 ? (payload[0] << 8) | payload[1] : 1005,
-            reason: new TextDecoder().decode(payload.subarray(2)),
-          };
-        }
-        data = data.slice(2 + length);
+  using conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const head = `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+    `Sec-WebSocket-Version: 13\r\nX-Land-Secret: ${secret.toHex()}\r\n\r\n`;
+  for (const bytes of [new TextEncoder().encode(head), frame]) await writeAll(conn, bytes);
+  let data = new Uint8Array(0);
+  const buffer = new Uint8Array(4096);
+  const read = async (): Promise<boolean> => {
+    const n = await conn.read(buffer).catch(() => null); // a reset ends it like EOF
+    if (n === null) return false;
+    const joined = new Uint8Array(data.length + n);
+    joined.set(data);
+    joined.set(buffer.subarray(0, n), data.length);
+    data = joined;
+    return true;
+  };
+  const text = () => new TextDecoder("latin1").decode(data);
+  while (!text().includes("\r\n\r\n")) {
+    assert.ok(await read(), `no upgrade response: ${text()}`);
+  }
+  const end = text().indexOf("\r\n\r\n") + 4;
+  assert.match(text(), /^HTTP\/1\.1 101 /);
+  data = data.slice(end);
+  // Unmasked server frames, each shorter than 126 bytes: skip all but a close frame.
+  while (true) {
+    while (data.length >= 2 && data.length >= 2 + (data[1] & 0x7f)) {
+      const length = data[1] & 0x7f;
+      const payload = data.subarray(2, 2 + length);
+      if ((data[0] & 0x0f) === 0x8) {
+        return {
+          code: length >= 2 ? (payload[0] << 8) | payload[1] : 1005,
+          reason: new TextDecoder().decode(payload.subarray(2)),
+        };
       }
-      if (!await read()) return { code: 1006, reason: "" };
+      data = data.slice(2 + length);
     }
-  } finally {
-    conn.close();
+    if (!await read()) return { code: 1006, reason: "" };
   }
 }
 
 for (const face of FACES) {
   // --- Construction -------------------------------------------------------------------------
 
-  Deno.test(`${face.name}: serveLocal() refuses with TypeError without a secret`, async () => {
+  Deno.test(`serveLocal() refuses with TypeError without a secret [${face.name}]`, async () => {
     await face.refuses({}, (error: unknown) => {
       assert.ok(error instanceof TypeError);
       assert.equal(
@@ -97,7 +79,7 @@ for (const face of FACES) {
     });
   });
 
-  Deno.test(`${face.name}: serveLocal() refuses with RangeError a non-loopback hostname without opt-in`, async () => {
+  Deno.test(`serveLocal() refuses with RangeError a non-loopback hostname without opt-in [${face.name}]`, async () => {
     const secret = SharedSecret.generate();
     for (const hostname of ["0.0.0.0", "192.168.1.10", "example.com"]) {
       await face.refuses({ secret, hostname }, (error: unknown) => {
@@ -111,7 +93,7 @@ for (const face of FACES) {
     }
   });
 
-  Deno.test(`${face.name}: serveLocal() refuses with RangeError naming an out-of-range option`, async () => {
+  Deno.test(`serveLocal() refuses with RangeError naming an out-of-range option [${face.name}]`, async () => {
     const secret = SharedSecret.generate();
     const cases: [Record<string, number>, string][] = [
       [{ port: 70000 }, "port"],
@@ -129,21 +111,21 @@ for (const face of FACES) {
     }
   });
 
-  Deno.test(`${face.name}: serveLocal() on port 0 reports the real port in port and url`, async () => {
-    const t = await face.start();
+  Deno.test(`serveLocal() on port 0 reports the real port in port and url [${face.name}]`, async () => {
+    await using t = await face.start();
     assert.equal(t.server.hostname, DEFAULT_HOSTNAME);
     assert.ok(t.server.port > 0);
     assert.equal(t.server.url, `ws://127.0.0.1:${t.server.port}/`);
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     assert.equal(t.server.connections, 1);
     await stop(t, scripted);
   });
 
   // --- Ids and replies ----------------------------------------------------------------------
 
-  Deno.test(`${face.name}: serveLocal() answers ids 0 and 2^64-1 with exactly the id sent`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() answers ids 0 and 2^64-1 with exactly the id sent [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     assert.equal(
       await scripted.exchange('{"id":0,"method":"echo","params":[]}'),
       '{"id":0,"result":[]}',
@@ -160,9 +142,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() answers an unknown method with 'Unknown method'`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() answers an unknown method with 'Unknown method' [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     assert.deepEqual(JSON.parse(await scripted.exchange('{"id":3,"method":"nope","params":[]}')), {
       id: 3,
       error: 'Unknown method "nope"',
@@ -170,9 +152,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() answers a thrown Error with its message as the error string`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() answers a thrown Error with its message as the error string [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     assert.deepEqual(
       JSON.parse(await scripted.exchange('{"id":4,"method":"fail","params":["Disk full"]}')),
       { id: 4, error: "Disk full" },
@@ -180,9 +162,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() never answers notifications, not even unknown or failing ones`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() never answers notifications, not even unknown or failing ones [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     const peer = await t.nextPeer();
     scripted.send('{"id":null,"method":"nope","params":[]}');
     scripted.send('{"id":null,"method":"fail","params":["boom"]}');
@@ -200,9 +182,9 @@ for (const face of FACES) {
 
   // --- Invalid frames -----------------------------------------------------------------------
 
-  Deno.test(`${face.name}: serveLocal() drops every unanswerable invalid frame, counts it, and stays usable`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() drops every unanswerable invalid frame, counts it, and stays usable [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     const peer = await t.nextPeer();
     const frames = [
       "{not json", // malformed JSON
@@ -231,9 +213,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() answers invalid frames that carry a usable id, and stays usable`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() answers invalid frames that carry a usable id, and stays usable [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     const peer = await t.nextPeer();
     const cases: [string, string][] = [
       ['{"id":11}', '{"id":11,"error":"Cannot decode frame: neither method, result nor error"}'],
@@ -267,9 +249,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() answers other peers' string, negative, fractional and huge ids with their exact text`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() answers other peers' string, negative, fractional and huge ids with their exact text [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     for (const id of ['"7"', "-1", "1.5", "-0", "1e2", "18446744073709551616"]) {
       const reply = await scripted.exchange(`{"id":${id},"method":"echo","params":{"by":"name"}}`);
       assert.equal(reply, `{"id":${id},"result":{"by":"name"}}`);
@@ -277,9 +259,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() never sends a request to a client that did not say $/hello`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() never sends a request to a client that did not say $/hello [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     const peer = await t.nextPeer();
     await assert.rejects(peer.call("clientMethod"), NotNegotiatedError);
     // The demo callback fails with a clear error instead of sending the client a request.
@@ -293,9 +275,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() fails the server's pending call when the reply has both result and error`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  Deno.test(`serveLocal() fails the server's pending call when the reply has both result and error [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
     const peer = await t.nextPeer();
     const call = peer.call("clientMethod", [1]);
     const request = JSON.parse(await scripted.next());
@@ -311,9 +293,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() reads a JSON-RPC 2.0 error object from a client as its message`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
+  Deno.test(`serveLocal() reads a JSON-RPC 2.0 error object from a client as its message [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret, { hello: true });
     const peer = await t.nextPeer();
     const call = peer.call("clientMethod");
     const request = JSON.parse(await scripted.next());
@@ -333,9 +315,9 @@ for (const face of FACES) {
     await stop(t, scripted);
   });
 
-  Deno.test(`${face.name}: serveLocal() ignores binary frames, counts them, and stays usable`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() ignores binary frames, counts them, and stays usable [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     const peer = await t.nextPeer();
     scripted.send(new Uint8Array([0, 1, 2, 3]));
     scripted.send(new TextEncoder().encode('{"id":1,"method":"echo","params":[]}'));
@@ -347,10 +329,10 @@ for (const face of FACES) {
 
   // --- Limits -------------------------------------------------------------------------------
 
-  Deno.test(`${face.name}: serveLocal() closes a connection with 1009 on a message one byte over maxMessageBytes; others unaffected`, async () => {
-    const t = await face.start({ maxMessageBytes: 1024 });
-    const victim = await ScriptedPeer.connect(t.server.url, t.secret);
-    const bystander = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() closes a connection with 1009 on a message one byte over maxMessageBytes; others unaffected [${face.name}]`, async () => {
+    await using t = await face.start({ maxMessageBytes: 1024 });
+    await using victim = await ScriptedPeer.connect(t.server.url, t.secret);
+    await using bystander = await ScriptedPeer.connect(t.server.url, t.secret);
     const head = '{"id":1,"method":"echo","params":["';
     const tail = '"]}';
     const exact = head + "x".repeat(1024 - head.length - tail.length) + tail;
@@ -363,9 +345,9 @@ for (const face of FACES) {
     await stop(t, bystander);
   });
 
-  Deno.test(`${face.name}: serveLocal() drops a connection that sends invalid UTF-8 as its face documents; others unaffected`, async () => {
-    const t = await face.start();
-    const bystander = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() drops a connection that sends invalid UTF-8 as its face documents; others unaffected [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using bystander = await ScriptedPeer.connect(t.server.url, t.secret);
     // A masked text frame (mask 0) whose payload, 0xc3 0x28, is not UTF-8.
     const frame = new Uint8Array([0x81, 0x82, 0, 0, 0, 0, 0xc3, 0x28]);
     const closed: CloseRecord = await within(
@@ -377,40 +359,37 @@ for (const face of FACES) {
     await stop(t, bystander);
   });
 
-  Deno.test(`${face.name}: serveLocal() refuses connections beyond maxConnections with 503`, async () => {
-    const t = await face.start({ maxConnections: 1 });
-    const first = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`serveLocal() refuses connections beyond maxConnections with 503 [${face.name}]`, async () => {
+    await using t = await face.start({ maxConnections: 1 });
+    await using first = await ScriptedPeer.connect(t.server.url, t.secret);
     const refused = await rawUpgrade(t.server.port, { "X-Land-Secret": t.secret.toHex() });
     assert.equal(refused.status, 503);
     assert.deepEqual(await first.echo(1), { id: 1, result: ["still here"] });
     await stop(t, first);
   });
 
-  Deno.test(`${face.name}: serveLocal() refuses with Connection: close, and a malformed upgrade with 400`, async () => {
-    const t = await face.start();
+  Deno.test(`serveLocal() refuses with Connection: close, and a malformed upgrade with 400 [${face.name}]`, async () => {
+    await using t = await face.start();
     const secret = t.secret.toHex();
-    try {
-      const wrong = await rawUpgrade(t.server.port, { "X-Land-Secret": "f".repeat(64) });
-      assert.equal(wrong.status, 401);
-      assert.equal(wrong.headers.get("connection"), "close", "a refused client cannot linger");
-      // Deno.upgradeWebSocket throws on this, ws refuses it: the client's mistake, not a 500.
-      const keyless = await rawUpgrade(t.server.port, {
-        "X-Land-Secret": secret,
-        "Sec-WebSocket-Key": null,
-      });
-      assert.equal(keyless.status, 400);
-      assert.equal(keyless.headers.get("connection"), "close");
-      assert.equal(t.server.connections, 0);
-    } finally {
-      await t.server.shutdown();
-    }
+    const wrong = await rawUpgrade(t.server.port, { "X-Land-Secret": "f".repeat(64) });
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers.get("connection"), "close", "a refused client cannot linger");
+    // Deno.upgradeWebSocket throws on this, ws refuses it: the client's mistake, not a 500.
+    const keyless = await rawUpgrade(t.server.port, {
+      "X-Land-Secret": secret,
+      "Sec-WebSocket-Key": null,
+    });
+    assert.equal(keyless.status, 400);
+    assert.equal(keyless.headers.get("connection"), "close");
+    assert.equal(t.server.connections, 0);
+    await stop(t);
   });
 
   // --- Shutdown -----------------------------------------------------------------------------
 
-  Deno.test(`${face.name}: LocalServer.shutdown() lets in-flight handlers reply, refuses new requests, then closes with 1001`, async () => {
-    const t = await face.start();
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`LocalServer.shutdown() lets in-flight handlers reply, refuses new requests, then closes with 1001 [${face.name}]`, async () => {
+    await using t = await face.start();
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     const gate = t.nextGate();
     scripted.send('{"id":1,"method":"gate","params":[]}');
     const open = await gate;
@@ -429,9 +408,9 @@ for (const face of FACES) {
     assert.equal(t.peers[0].stats.runningHandlers, 0);
   });
 
-  Deno.test(`${face.name}: LocalServer.shutdown() fires handlers' signals when the grace period ends`, async () => {
-    const t = await face.start({ shutdownGraceMs: 0 });
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+  Deno.test(`LocalServer.shutdown() fires handlers' signals when the grace period ends [${face.name}]`, async () => {
+    await using t = await face.start({ shutdownGraceMs: 0 });
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     scripted.send('{"id":1,"method":"awaitAbort","params":[]}');
     await t.abortStarted.promise;
     await t.server.shutdown();
@@ -442,23 +421,22 @@ for (const face of FACES) {
     assert.equal(t.server.connections, 0);
   });
 
-  Deno.test(`${face.name}: LocalServer.shutdown() is idempotent and [Symbol.asyncDispose] shuts down`, async () => {
-    const t = await face.start();
+  Deno.test(`LocalServer.shutdown() is idempotent and [Symbol.asyncDispose] shuts down [${face.name}]`, async () => {
+    await using t = await face.start();
     {
       await using server = t.server;
-      const scripted = await ScriptedPeer.connect(server.url, t.secret);
+      await using scripted = await ScriptedPeer.connect(server.url, t.secret);
       assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
-      await scripted.close();
     }
     await t.server.shutdown();
     await t.server.finished;
     assert.equal(t.server.connections, 0);
   });
 
-  Deno.test(`${face.name}: serveLocal() shuts down when its signal aborts`, async () => {
+  Deno.test(`serveLocal() shuts down when its signal aborts [${face.name}]`, async () => {
     const controller = new AbortController();
-    const t = await face.start({ signal: controller.signal });
-    const scripted = await ScriptedPeer.connect(t.server.url, t.secret);
+    await using t = await face.start({ signal: controller.signal });
+    await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     controller.abort();
     assert.deepEqual(await scripted.closed, { code: 1001, reason: "Server shutting down" });
     await t.server.finished;

@@ -69,9 +69,17 @@ Deno.test("Client settles each of 20,000 calls exactly once while the server res
     server = serveLocal({ secret, registry, logger: silent, shutdownGraceMs });
   };
   start();
+  let restarting: Promise<void> | undefined;
+  // Shuts down whichever server runs when the test ends, once a restart under way is done.
+  await using _server = {
+    async [Symbol.asyncDispose]() {
+      await restarting;
+      await server.shutdown();
+    },
+  };
   const ports = new Set([server.port]);
   let providerCalls = 0;
-  const client = new Client(() => {
+  await using client = new Client(() => {
     providerCalls++;
     return { url: server.url, secret };
   }, {
@@ -85,7 +93,6 @@ Deno.test("Client settles each of 20,000 calls exactly once while the server res
   });
 
   let restarts = 0;
-  let restarting: Promise<void> | undefined;
   const restart = async () => {
     const old = server;
     await old.shutdown();
@@ -144,44 +151,38 @@ Deno.test("Client settles each of 20,000 calls exactly once while the server res
   const deadline = new Promise<"deadline">((resolve) => {
     deadlineTimer = setTimeout(() => resolve("deadline"), DEADLINE_MS);
   });
+  using _deadline = { [Symbol.dispose]: () => clearTimeout(deadlineTimer) };
   const started = performance.now();
-  try {
-    const all = Promise.all(Array.from({ length: WORKERS }, worker)).then(() => "done" as const);
-    const outcome = await Promise.race([all, deadline]);
-    if (outcome === "deadline") {
-      await client.close(); // lets hanging calls reject so the summary below is complete
-    }
-    await restarting;
-    const elapsed = Math.round(performance.now() - started);
-    console.log(
-      `soak: ${TOTAL_CALLS} calls, ${WORKERS} workers, ${restarts} restarts on ${ports.size} ports, ` +
-        `${providerCalls} provider calls in ${elapsed} ms`,
-      Object.fromEntries(outcomes),
-      Object.fromEntries(states),
-    );
-    assert.equal(outcome, "done", `not every call settled within ${DEADLINE_MS} ms`);
-
-    // Every call settled, exactly once.
-    assert.equal(resolved + rejected, TOTAL_CALLS);
-    const notOnce = [...settled.keys()].filter((index) => settled[index] !== 1);
-    assert.deepEqual(notOnce, [], "calls settled other than exactly once");
-    assert.deepEqual(unexpected.slice(0, 5), [], "rejections outside the documented errors");
-    assert.deepEqual(wrongResults.slice(0, 5), [], "results that do not match their call");
-    assert.ok(restarts >= MIN_RESTARTS, `only ${restarts} restarts`);
-    assert.ok(ports.size >= MIN_RESTARTS, "restarts moved to new ports");
-    assert.ok(resolved > TOTAL_CALLS / 2, `only ${resolved} calls succeeded`);
-    assert.ok(outcomes.has("TimeoutError"), "calls waited through the long downtime and timed out");
-
-    // Nothing left behind.
-    await client.opened({ timeoutMs: 10_000 });
-    assert.equal(client.peer!.stats.pendingCalls, 0);
-    assert.equal(client.peer!.stats.queuedFrames, 0);
-    assert.equal(client.stats.waitingCalls, 0);
-    assert.equal(client.stats.queuedNotifications, 0);
-  } finally {
-    clearTimeout(deadlineTimer);
-    await client.close();
-    await restarting;
-    await server.shutdown();
+  const all = Promise.all(Array.from({ length: WORKERS }, worker)).then(() => "done" as const);
+  const outcome = await Promise.race([all, deadline]);
+  if (outcome === "deadline") {
+    await client.close(); // lets hanging calls reject so the summary below is complete
   }
+  await restarting;
+  const elapsed = Math.round(performance.now() - started);
+  console.log(
+    `soak: ${TOTAL_CALLS} calls, ${WORKERS} workers, ${restarts} restarts on ${ports.size} ports, ` +
+      `${providerCalls} provider calls in ${elapsed} ms`,
+    Object.fromEntries(outcomes),
+    Object.fromEntries(states),
+  );
+  assert.equal(outcome, "done", `not every call settled within ${DEADLINE_MS} ms`);
+
+  // Every call settled, exactly once.
+  assert.equal(resolved + rejected, TOTAL_CALLS);
+  const notOnce = [...settled.keys()].filter((index) => settled[index] !== 1);
+  assert.deepEqual(notOnce, [], "calls settled other than exactly once");
+  assert.deepEqual(unexpected.slice(0, 5), [], "rejections outside the documented errors");
+  assert.deepEqual(wrongResults.slice(0, 5), [], "results that do not match their call");
+  assert.ok(restarts >= MIN_RESTARTS, `only ${restarts} restarts`);
+  assert.ok(ports.size >= MIN_RESTARTS, "restarts moved to new ports");
+  assert.ok(resolved > TOTAL_CALLS / 2, `only ${resolved} calls succeeded`);
+  assert.ok(outcomes.has("TimeoutError"), "calls waited through the long downtime and timed out");
+
+  // Nothing left behind.
+  await client.opened({ timeoutMs: 10_000 });
+  assert.equal(client.peer!.stats.pendingCalls, 0);
+  assert.equal(client.peer!.stats.queuedFrames, 0);
+  assert.equal(client.stats.waitingCalls, 0);
+  assert.equal(client.stats.queuedNotifications, 0);
 });

@@ -59,7 +59,7 @@ function texts(frames: Parsed[]): string[] {
 
 const utf8 = (text: string): number => new TextEncoder().encode(text).length;
 
-Deno.test("text frames come back exactly, with the shortest length encoding", () => {
+Deno.test("FrameWriter writes text frames that parse back exactly, with the shortest length encoding", () => {
   const cases = [
     "",
     "a",
@@ -100,7 +100,7 @@ interface Item {
 
 const none = new Uint8Array(0);
 
-Deno.test("any mix of text, binary and control frames keeps its order and its bytes", () => {
+Deno.test("FrameWriter keeps the order and the bytes of any mix of text, binary and control frames", () => {
   const item: fc.Arbitrary<Item> = fc.oneof(
     fc.string({ unit: "binary", maxLength: 300 }).map((text): Item => ({
       kind: "text",
@@ -147,7 +147,7 @@ Deno.test("any mix of text, binary and control frames keeps its order and its by
   );
 });
 
-Deno.test("frames sent together leave in one write; later ones wait for the next", () => {
+Deno.test("FrameWriter sends frames queued together in one write; later ones wait for the next", () => {
   const writer = new FrameWriter();
   writer.text('{"id":null,"method":"note","params":[]}');
   writer.text('{"id":1,"method":"echo","params":["hello",42]}');
@@ -167,7 +167,7 @@ Deno.test("frames sent together leave in one write; later ones wait for the next
   assert.equal(writer.next(), undefined);
 });
 
-Deno.test("a burst larger than a pooled buffer is written whole and in order", () => {
+Deno.test("FrameWriter writes a burst larger than a pooled buffer whole and in order", () => {
   const writer = new FrameWriter();
   const sent: string[] = [];
   for (let i = 0; i < 500; i++) {
@@ -180,7 +180,7 @@ Deno.test("a burst larger than a pooled buffer is written whole and in order", (
   assert.deepEqual(texts(writes.flatMap(parseFrames)), sent);
 });
 
-Deno.test("every frame gets its own mask key", () => {
+Deno.test("FrameWriter gives every frame its own mask key", () => {
   const writer = new FrameWriter();
   for (let i = 0; i < 64; i++) writer.text("same text");
   const keys = new Set(parseFrames(writer.next()!.slice()).map((frame) => frame.key.join()));
@@ -188,7 +188,7 @@ Deno.test("every frame gets its own mask key", () => {
   assert.ok(keys.size >= 63, `only ${keys.size} distinct keys`);
 });
 
-Deno.test("clear drops everything queued", () => {
+Deno.test("FrameWriter.clear() drops everything queued", () => {
   const writer = new FrameWriter();
   writer.text("a");
   writer.bytes(2, new Uint8Array(5000), true);
@@ -199,7 +199,7 @@ Deno.test("clear drops everything queued", () => {
   assert.deepEqual(texts(drain(writer).flatMap(parseFrames)), ["b"]);
 });
 
-Deno.test("only the latest pong waits, it leaves first, and a pong being written stays put", () => {
+Deno.test("FrameWriter keeps only the latest pong waiting, sends it first, and leaves a pong being written alone", () => {
   const writer = new FrameWriter();
   const bytes = (text: string) => new TextEncoder().encode(text);
   writer.text("a");
@@ -228,7 +228,7 @@ Deno.test("only the latest pong waits, it leaves first, and a pong being written
   assert.throws(() => writer.pong(new Uint8Array(126)), RangeError);
 });
 
-Deno.test("queued counts every byte not yet written, heads and masks included", () => {
+Deno.test("FrameWriter.queued counts every byte not yet written, heads and masks included", () => {
   const item = fc.oneof(
     fc.string({ maxLength: 5000 }),
     fc.uint8Array({ maxLength: 70_000 }),
