@@ -127,7 +127,7 @@ export interface LocalServer extends AsyncDisposable {
    */
   shutdown(): Promise<void>;
   /** Resolves when the server has shut down; never rejects (a failed accept loop is retried). */
-  readonly finished: Promise<void>;
+  readonly closed: Promise<void>;
 }
 
 /** The decision on one upgrade request. */
@@ -340,7 +340,7 @@ export class ServeCore {
    */
   serving(listener: FaceListener, beforeShutdown?: () => void): LocalServer {
     let finish!: () => void;
-    const finished = new Promise<void>((resolve) => finish = resolve);
+    const closed = new Promise<void>((resolve) => finish = resolve);
     const shutdown = (): Promise<void> => {
       beforeShutdown?.();
       return this.shutdown((timeoutMs) => listener.stop(timeoutMs)).then(finish);
@@ -357,7 +357,7 @@ export class ServeCore {
         return slots.size;
       },
       shutdown,
-      finished,
+      closed,
       [Symbol.asyncDispose]: shutdown,
     };
   }

@@ -9,7 +9,7 @@
  * const secret = SharedSecret.generate();
  * const server = serveLocal({ secret, registry: new HandlerRegistry().register("echo", (p) => p) });
  * Deno.addSignalListener("SIGINT", () => server.shutdown());
- * await server.finished;
+ * await server.closed;
  * ```
  *
  * @module

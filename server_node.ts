@@ -16,7 +16,7 @@
  *   registry: new HandlerRegistry().register("echo", (params) => params),
  * });
  * process.on("SIGTERM", () => server.shutdown());
- * await server.finished;
+ * await server.closed;
  * ```
  *
  * @module

@@ -29,4 +29,4 @@ if (JSON.stringify(echoed) !== '["ready"]') {
 
 console.log(JSON.stringify({ url: server.url }));
 process.once("SIGTERM", () => void server.shutdown());
-await server.finished;
+await server.closed;

@@ -386,3 +386,23 @@ Deno.test("Client with secretInQuery adds ?secret= to the URL, and a browser's p
   assert.equal(seen[0].protocols, null);
   assert.equal(seen[1].protocols, `${secret.toHex()}, mist.v1`);
 });
+
+Deno.test("Client.closed, Peer.close() and LocalServer.closed resolve once each is closed", async () => {
+  await using t = startServer();
+  await using client = connect(t);
+  await client.opened();
+  const serverPeer = await t.nextPeer();
+  let clientClosed = false;
+  client.closed.then(() => clientClosed = true);
+  await serverPeer.close(4001, "Bye"); // awaitable, like client.close()
+  assert.deepEqual(serverPeer.closeInfo, { code: 4001, reason: "Bye" });
+  assert.equal(clientClosed, false, "a dropped connection does not close the client");
+  await client.close();
+  assert.equal(clientClosed, true);
+  await client.close(); // again: already closed, resolves at once
+  let serverClosed = false;
+  t.server.closed.then(() => serverClosed = true);
+  await t.server.shutdown();
+  await t.server.closed;
+  assert.equal(serverClosed, true);
+});

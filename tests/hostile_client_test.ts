@@ -192,7 +192,7 @@ Deno.test("serveLocal() frees the slot of an upgrade reset before the 101 at upg
   } finally {
     await within(t.server.shutdown(), "shutdown() with reset upgrades pending");
   }
-  await t.server.finished;
+  await t.server.closed;
   assert.equal(t.server.connections, 0);
 });
 

@@ -402,7 +402,7 @@ for (const face of FACES) {
     assert.equal(await scripted.next(), '{"id":1,"result":"finished"}');
     assert.deepEqual(await scripted.closed, { code: 1001, reason: "Server shutting down" });
     await done;
-    await t.server.finished;
+    await t.server.closed;
     assert.equal(t.server.connections, 0);
     assert.equal(t.peers[0].stats.pendingCalls, 0);
     assert.equal(t.peers[0].stats.runningHandlers, 0);
@@ -429,7 +429,7 @@ for (const face of FACES) {
       assert.deepEqual(await scripted.echo(1), { id: 1, result: ["still here"] });
     }
     await t.server.shutdown();
-    await t.server.finished;
+    await t.server.closed;
     assert.equal(t.server.connections, 0);
   });
 
@@ -439,7 +439,7 @@ for (const face of FACES) {
     await using scripted = await ScriptedPeer.connect(t.server.url, t.secret);
     controller.abort();
     assert.deepEqual(await scripted.closed, { code: 1001, reason: "Server shutting down" });
-    await t.server.finished;
+    await t.server.closed;
     assert.equal(t.server.connections, 0);
   });
 }

@@ -96,7 +96,7 @@ Deno.test("Client settles each of 20,000 calls exactly once while the server res
   const restart = async () => {
     const old = server;
     await old.shutdown();
-    await old.finished;
+    await old.closed;
     // Downtime: usually none, sometimes short, and once longer than a call's timeout, so calls
     // waiting for the connection time out and the client retries more than once.
     const downtimeMs = restarts === LONG_DOWNTIME_AT

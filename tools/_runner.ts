@@ -292,7 +292,7 @@ export async function startRunner(
     logger.info(`Shutting down (${signal})`);
     void server.shutdown();
   });
-  server.finished.then(removeListeners);
+  server.closed.then(removeListeners);
   // The one and only stdout line; everything else goes to stderr.
   console.log(
     JSON.stringify(generated ? { url: server.url, secret: secret.toHex() } : { url: server.url }),
@@ -326,7 +326,7 @@ export async function runRunner(args: readonly string[], host: RunnerHost): Prom
     console.error(`serve: ${oneLine(error)}${usage ? " (see --help)" : ""}`);
     return usage ? EXIT_USAGE : 1;
   }
-  await server.finished;
+  await server.closed;
   logger.info("Stopped");
   return 0;
 }
