@@ -10,7 +10,7 @@ import { DisconnectedError } from "./errors.ts";
 import { Peer, type PeerOptions } from "./peer.ts";
 import type { Contract } from "./contract.ts";
 import { SharedSecret } from "./secret.ts";
-import { PROTOCOL_VERSION, SECRET_HEADER, VERSION_HEADER } from "./auth.ts";
+import { PROTOCOL_VERSION, SECRET_HEADER, VERSION_HEADER } from "./_auth.ts";
 import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
 import { CHALLENGE_METHOD, clientProof, PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { ResolvedClientOptions } from "./_client_options.ts";

@@ -2,7 +2,7 @@
  * One liveness rule for both ends (internal): a connection silent for `quietMs` is sent
  * `$/ping`, and one that then stays silent for `answerMs` more is closed. Any frame received
  * counts as life, the ping's answer (even an error from a peer that does not know `$/ping`)
- * included. The server's idle check (`idle_watch.ts`) and the client's heartbeat are this rule
+ * included. The server's idle check (`_idle_watch.ts`) and the client's heartbeat are this rule
  * with their own numbers and close codes. Runs in Deno, browsers and Node (no `Deno.*` here).
  *
  * Silence is read from each peer's `receivedFrames` counter at a look, not timed per frame:

@@ -14,7 +14,7 @@ import {
   PROTOCOL_VERSION,
   SECRET_HEADER,
   SECRET_PROTOCOL_PREFIX,
-} from "../auth.ts";
+} from "../_auth.ts";
 import { consoleLogger } from "../log.ts";
 import { SharedSecret } from "../secret.ts";
 import { rawUpgrade, ScriptedPeer, startServer, stop } from "./_helpers.ts";

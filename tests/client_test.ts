@@ -5,7 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { SECRET_HEADER } from "../auth.ts";
+import { SECRET_HEADER } from "../_auth.ts";
 import { Client, type ClientOptions } from "../client.ts";
 import {
   ChannelDeadError,

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { DisconnectedError } from "../errors.ts";
-import { IDLE_CLOSE_REASON } from "../idle_watch.ts";
+import { IDLE_CLOSE_REASON } from "../_idle_watch.ts";
 import { FakeClock } from "./_fake_clock.ts";
 import { connect, ScriptedPeer, startServer, stop, turn, within } from "./_helpers.ts";
 

@@ -8,7 +8,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { SECRET_HEADER, VERSION_HEADER } from "../auth.ts";
+import { SECRET_HEADER, VERSION_HEADER } from "../_auth.ts";
 import { Client } from "../client.ts";
 import { DisconnectedError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";

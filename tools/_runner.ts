@@ -8,7 +8,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { DEFAULT_ALLOWED_ORIGINS, isLoopbackHost } from "../auth.ts";
+import { DEFAULT_ALLOWED_ORIGINS, isLoopbackHost } from "../_auth.ts";
 import { consoleLogger, type Logger } from "../log.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../peer.ts";
 import { SharedSecret } from "../secret.ts";

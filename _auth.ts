@@ -67,7 +67,7 @@ export type AuthResult =
  * @example A request from a foreign page is refused
  * ```ts
  * import assert from "node:assert/strict";
- * import { authorize, DEFAULT_ALLOWED_ORIGINS } from "./auth.ts";
+ * import { authorize, DEFAULT_ALLOWED_ORIGINS } from "./_auth.ts";
  * import { SharedSecret } from "./secret.ts";
  *
  * const secret = SharedSecret.generate();
@@ -156,7 +156,7 @@ function isSecretEntry(entry: string): boolean {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { isLoopbackHost } from "./auth.ts";
+ * import { isLoopbackHost } from "./_auth.ts";
  * assert.ok(isLoopbackHost("127.0.0.1") && isLoopbackHost("[::1]") && isLoopbackHost("localhost"));
  * assert.ok(!isLoopbackHost("attacker.example") && !isLoopbackHost("0.0.0.0"));
  * ```
