@@ -9,18 +9,14 @@
 import { PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { SharedSecret } from "./secret.ts";
 
-/** The upgrade header that carries the secret from Deno and Node clients. */
-export const SECRET_HEADER = "X-Land-Secret";
-/** The subprotocol naming this wire format; a server selects it when offered. */
-export const PROTOCOL_VERSION = "mist.v1";
-/** Browsers send the secret as the subprotocol `mist.secret.<64 hex>` (or bare 64 hex). */
-export const SECRET_PROTOCOL_PREFIX = "mist.secret.";
-/**
- * The upgrade header by which a Mist client that can set headers announces that it will say
- * `$/hello` first (browsers announce it by offering `mist.v1`). Servers that do not know it
- * ignore it.
- */
-export const VERSION_HEADER = "X-Mist-Version";
+import {
+  PROTOCOL_VERSION,
+  SECRET_HEADER,
+  SECRET_PROTOCOL_PREFIX,
+  VERSION_HEADER,
+} from "./envelope.ts";
+export { PROTOCOL_VERSION, SECRET_HEADER, SECRET_PROTOCOL_PREFIX, VERSION_HEADER };
+
 /** Origins allowed besides loopback ones by default: the Tauri webview's. */
 export const DEFAULT_ALLOWED_ORIGINS: readonly string[] = [
   "tauri://localhost",

@@ -11,10 +11,11 @@ import type { Contract } from "./contract.ts";
 import { consoleLogger, type Logger, safeLogger } from "./log.ts";
 import { HandlerRegistry } from "./registry.ts";
 
+import { MAX_MESSAGE_BYTES_LIMIT } from "./envelope.ts";
+export { MAX_MESSAGE_BYTES_LIMIT };
+
 /** Default {@linkcode PeerOptions.maxMessageBytes}: 16 MiB, below Deno's own 64 MiB cap. */
 export const DEFAULT_MAX_MESSAGE_BYTES: number = 16 * 1024 * 1024;
-/** The largest `maxMessageBytes` allowed: 64 MiB, what Deno's own sockets accept. */
-export const MAX_MESSAGE_BYTES_LIMIT: number = 64 * 1024 * 1024;
 /** Default {@linkcode PeerOptions.maxInFlight}. */
 export const DEFAULT_MAX_IN_FLIGHT = 1024;
 /** Default {@linkcode PeerOptions.maxPendingCalls}. */

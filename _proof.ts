@@ -17,12 +17,8 @@
 
 import type { SharedSecret } from "./secret.ts";
 
-/** The upgrade header carrying `<nonce>.<offer>` from clients that can set headers. */
-export const PROOF_HEADER = "X-Mist-Proof";
-/** Browsers offer the subprotocol `mist.proof.<nonce>.<offer>` instead. */
-export const PROOF_PROTOCOL_PREFIX = "mist.proof.";
-/** The server's first frame toward a client that offered a proof. */
-export const CHALLENGE_METHOD = "$/challenge";
+import { CHALLENGE_METHOD, PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./envelope.ts";
+export { CHALLENGE_METHOD, PROOF_HEADER, PROOF_PROTOCOL_PREFIX };
 
 const NONCE_BYTES = 16;
 const TOKEN = /^([0-9a-f]{32})\.([0-9a-f]{64})$/;

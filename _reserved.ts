@@ -8,14 +8,8 @@
 
 import { idKey, type Params } from "./envelope.ts";
 
-/** The reserved notification that cancels a request: params `[id]`. */
-export const CANCEL_METHOD = "$/cancel";
-/** The reserved request any Mist peer answers with `null`: a liveness probe. */
-export const PING_METHOD = "$/ping";
-/** The reserved request a client sends first to say what it speaks (PROTOCOL.md §5). */
-export const HELLO_METHOD = "$/hello";
-/** The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone. */
-export const PROTOCOL_REVISION = 2;
+import { CANCEL_METHOD, HELLO_METHOD, PING_METHOD, PROTOCOL_REVISION } from "./envelope.ts";
+export { CANCEL_METHOD, HELLO_METHOD, PING_METHOD, PROTOCOL_REVISION };
 
 /**
  * What the other side declared in `$/hello`: from then on it answers requests, `$/ping` and

@@ -636,3 +636,37 @@ export function idKey(id: RequestId): number | string {
   }
   return id.text; // never a plain decimal, so never equal to a large id's key
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wire constants: every name and number the protocol fixes (PROTOCOL.md), in one place.
+
+/** The upgrade header that carries the secret from Deno and Node clients. */
+export const SECRET_HEADER = "X-Land-Secret";
+/** The subprotocol naming this wire format; a server selects it when offered. */
+export const PROTOCOL_VERSION = "mist.v1";
+/** Browsers send the secret as the subprotocol `mist.secret.<64 hex>` (or bare 64 hex). */
+export const SECRET_PROTOCOL_PREFIX = "mist.secret.";
+/**
+ * The upgrade header by which a Mist client that can set headers announces that it will say
+ * `$/hello` first (browsers announce it by offering `mist.v1`). Servers that do not know it
+ * ignore it.
+ */
+export const VERSION_HEADER = "X-Mist-Version";
+/** The reserved notification that cancels a request: params `[id]`. */
+export const CANCEL_METHOD = "$/cancel";
+/** The reserved request any Mist peer answers with `null`: a liveness probe. */
+export const PING_METHOD = "$/ping";
+/** The reserved request a client sends first to say what it speaks (PROTOCOL.md §5). */
+export const HELLO_METHOD = "$/hello";
+/** The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone. */
+export const PROTOCOL_REVISION = 2;
+/** The upgrade header carrying `<nonce>.<offer>` from clients that can set headers. */
+export const PROOF_HEADER = "X-Mist-Proof";
+/** Browsers offer the subprotocol `mist.proof.<nonce>.<offer>` instead. */
+export const PROOF_PROTOCOL_PREFIX = "mist.proof.";
+/** The server's first frame toward a client that offered a proof. */
+export const CHALLENGE_METHOD = "$/challenge";
+/** Method names starting with this prefix are Mist's own (`$/cancel`, `$/ping`). */
+export const RESERVED_PREFIX = "$/";
+/** The largest `maxMessageBytes` allowed: 64 MiB, what Deno's own sockets accept. */
+export const MAX_MESSAGE_BYTES_LIMIT: number = 64 * 1024 * 1024;

@@ -16,8 +16,8 @@ import type {
 import type { Params } from "./envelope.ts";
 import type { Caller } from "./peer.ts";
 
-/** Method names starting with this prefix are Mist's own (`$/cancel`, `$/ping`). */
-export const RESERVED_PREFIX = "$/";
+import { RESERVED_PREFIX } from "./envelope.ts";
+export { RESERVED_PREFIX };
 
 /**
  * What a handler learns besides its params.

@@ -27,6 +27,7 @@
  *
  * @module
  */
+import { MAX_MESSAGE_BYTES_LIMIT } from "../envelope.ts";
 import type { WebSocketLike, WebSocketLikeEvent } from "../transport.ts";
 import { checkHandshake, handshakeRequest } from "./handshake.ts";
 import { decodeText, REUSE_MAX, validCloseCode } from "./frame.ts";
@@ -60,7 +61,7 @@ function report(error: unknown): void {
   }, 0);
 }
 
-const MAX_MESSAGE = 64 * 1024 * 1024; // like Deno's native WebSocket; larger → close 1009
+const MAX_MESSAGE = MAX_MESSAGE_BYTES_LIMIT; // like Deno's native WebSocket; larger → close 1009
 const MAX_HEAD = 16 * 1024; // largest handshake response head accepted, final CRLFCRLF included
 const FRAGMENTS_KEPT = 64 * 1024; // a fragment buffer up to this size is kept for the next one
 const CLOSE_TIMEOUT_MS = 2000; // how long closing waits for the peer before dropping TCP

@@ -14,13 +14,15 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "../peer.ts";
 import { SharedSecret } from "../secret.ts";
 import { DEFAULT_HOSTNAME, type LocalServer, type ServeLocalOptions } from "../_serve_core.ts";
 import { createDemoRegistry } from "./demo_handlers.ts";
+import { MAX_MESSAGE_BYTES_LIMIT as WIRE_MAX_MESSAGE_BYTES } from "../envelope.ts";
 
 /** The environment variable holding the secret (64 hex characters). */
 export const SECRET_ENV = "MIST_SECRET";
 /** Exit code of a usage error: bad flag, bad value, malformed `MIST_SECRET`. */
 export const EXIT_USAGE = 2;
 /** Largest `--max-message-bytes`: Deno drops anything over 64 MiB without a close frame. */
-const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024 - 1;
+// The runner's documented range ends one byte under the wire's ceiling.
+const MAX_MESSAGE_BYTES_LIMIT = WIRE_MAX_MESSAGE_BYTES - 1;
 
 /**
  * The `--help` text.
