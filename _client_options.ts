@@ -9,10 +9,10 @@
 import { checkInt } from "./_options.ts";
 import type { Clock } from "./clock.ts";
 import type { Contract } from "./contract.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, logSafe } from "./log.ts";
 import { MAX_MESSAGE_BYTES_LIMIT, type PeerOptions, resolvePeerOptions } from "./_peer_options.ts";
 import { ReconnectPolicy } from "./_reconnect.ts";
-import type { SharedSecret } from "./secret.ts";
+import { SharedSecret } from "./secret.ts";
 import type { WebSocketLike } from "./transport.ts";
 
 /** Default {@linkcode ClientOptions.connectTimeoutMs}. */
@@ -141,6 +141,8 @@ export type SecretTransport = NonNullable<ClientOptions["secretVia"]>;
 export interface ResolvedClientOptions<Local, Remote> {
   /** Asked before every attempt. */
   readonly provider: EndpointProvider;
+  /** The endpoint is a URL, not a provider: a refusal cannot be cured by asking again. */
+  readonly fixedEndpoint: boolean;
   /** Each connection's peer options (the client's clock and logger included). */
   readonly peer: ReturnType<typeof resolvePeerOptions<Local, Remote>>;
   /** Timers of the client and its peers. */
@@ -181,12 +183,14 @@ export function resolveClientOptions<Local, Remote>(
   options: ClientOptions<Local, Remote>,
 ): ResolvedClientOptions<Local, Remote> {
   let provider: EndpointProvider;
+  const fixedEndpoint = typeof endpoint !== "function";
   if (typeof endpoint === "function") provider = endpoint;
   else {
+    const url = checkUrl(endpoint);
     if (options.secret === undefined) {
       throw new TypeError("Cannot create client: a URL endpoint needs options.secret");
     }
-    const fixed: Endpoint = { url: String(endpoint), secret: options.secret };
+    const fixed: Endpoint = { url, secret: checkSecret(options.secret) };
     provider = () => fixed;
   }
   const peer = resolvePeerOptions<Local, Remote>({
@@ -211,6 +215,7 @@ export function resolveClientOptions<Local, Remote>(
   const beat = options.heartbeat ?? {};
   return {
     provider,
+    fixedEndpoint,
     peer,
     clock: peer.clock,
     logger: peer.logger,
@@ -242,6 +247,42 @@ export function resolveClientOptions<Local, Remote>(
       0,
     ),
   };
+}
+
+/**
+ * A `ws:` or `wss:` URL, else a `TypeError` naming it (without its query, where a secret may be).
+ *
+ * @param endpoint What the caller gave.
+ * @returns The URL's text.
+ */
+export function checkUrl(endpoint: unknown): string {
+  let url: URL | undefined;
+  try {
+    if (typeof endpoint === "string" || endpoint instanceof URL) url = new URL(endpoint);
+  } catch {
+    // reported below
+  }
+  if (url?.protocol !== "ws:" && url?.protocol !== "wss:") {
+    const shown = url ? `"${logSafe(url.origin + url.pathname, 100)}"` : typeof endpoint === "string"
+      ? `"${logSafe(endpoint.replace(/\?.*$/s, ""), 100)}"`
+      : String(endpoint);
+    throw new TypeError(
+      `Cannot create client: endpoint ${shown} is not a ws: or wss: URL (e.g. "ws://127.0.0.1:8080/")`,
+    );
+  }
+  return url.href;
+}
+
+/**
+ * The secret as given, checked: a `SharedSecret`, or its 64 hex characters (a `TypeError`
+ * giving the length, never the value, otherwise).
+ */
+function checkSecret(secret: unknown): SharedSecret {
+  if (secret instanceof SharedSecret) return secret;
+  if (typeof secret === "string") return SharedSecret.fromHex(secret);
+  throw new TypeError(
+    `Cannot create client: options.secret must be a SharedSecret or 64 hex characters, not ${typeof secret}`,
+  );
 }
 
 /** Deno and Node clients can set headers; a browser cannot. */

@@ -28,7 +28,8 @@ import {
   resolveClientOptions,
   type ResolvedClientOptions,
 } from "./_client_options.ts";
-import { closeQuietly, dial } from "./_dial.ts";
+import { closeQuietly, dial, PROOF_FAILED_CLOSE_CODE } from "./_dial.ts";
+import { errorText } from "./_reply.ts";
 import { LivenessWatch } from "./_liveness.ts";
 import { Waiting } from "./_waiting.ts";
 
@@ -134,6 +135,8 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
   #waiting: Waiting;
   #generation = 0;
   #resolveClosed!: () => void;
+  #warned = false; // this run of attempts has logged its first failure
+  #refused = false; // the server refused a fixed endpoint's credentials
 
   /** Resolves once, when the client has been closed for good (`close()` finished). */
   readonly closed: Promise<void> = new Promise((resolve) => this.#resolveClosed = resolve);
@@ -333,6 +336,7 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
     if (this.#state === "open" || this.#state === "connecting") return;
     this.#abandonAttempt();
     this.#attempt = 0;
+    this.#refused = this.#warned = false;
     this.#setState("connecting", 1);
     this.#startConnecting(true);
   }
@@ -409,6 +413,7 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
     const useProof = auth === "proof" || (auth === "proof-then-secret" && !this.#proofFailed);
     let error: unknown;
     let dialled = false; // the socket exists: the credentials were sent
+    let fallingBack = false; // the next attempt sends other credentials
     try {
       const peer = await dial(this.#options as ResolvedClientOptions<unknown, unknown>, {
         useProof,
@@ -424,17 +429,36 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
       error = caught;
       // With "proof-then-secret", an attempt that sent a proof and failed makes the next one
       // send the raw secret.
-      if (useProof && auth === "proof-then-secret" && dialled) this.#proofFailed = true;
+      if (useProof && auth === "proof-then-secret" && dialled) {
+        this.#proofFailed = fallingBack = true;
+      }
     }
     if (generation !== this.#generation) return;
-    this.#logger.debug(`Connection attempt ${this.#attempt} failed: ${String(error)}`);
     this.#lastError = error;
+    const refusal = refusalOf(error);
+    if (refusal !== undefined && this.#options.fixedEndpoint && !fallingBack) {
+      // Asking again with the same URL and secret cannot succeed: say so, and stop.
+      this.#logger.warn(`Connection refused (${refusal}); not retrying: the endpoint is fixed`);
+      this.#refused = true;
+      return this.#die(error);
+    }
+    // Visible once per run of attempts at the default level; each attempt at debug.
+    if (this.#warned) this.#logger.debug(`Connection attempt ${this.#attempt} failed: ${error}`);
+    else {
+      this.#warned = true;
+      this.#logger.warn(
+        `Cannot connect (${errorText(error)}); ${
+          this.#options.reconnect ? "retrying with backoff" : "reconnect is off"
+        }`,
+      );
+    }
     if (!this.#options.reconnect) return this.#die(error);
     this.#retryLater(error);
   }
 
   #onOpen(peer: AnyPeer): void {
     this.#clock.clearTimeout(this.#deadTimer);
+    this.#warned = false;
     this.#peer = peer;
     const attempt = this.#attempt;
     const openedAt = this.#clock.now();
@@ -467,7 +491,7 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
   }
 
   #deadError(method: string | undefined): ChannelDeadError {
-    const after = this.#options.reconnect?.deadAfterMs;
+    const after = this.#refused ? undefined : this.#options.reconnect?.deadAfterMs;
     return new ChannelDeadError(after, method, { cause: this.#lastError });
   }
 
@@ -481,6 +505,18 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
     this.#state = state;
     this.dispatchEvent(new StateChangeEvent(state, attempt, delayMs, error));
   }
+}
+
+/**
+ * What a refused attempt says — the server's 401/403 with its reason, or a server that failed
+ * the mutual proof — or `undefined` for any other failure (the server may be down or restarting).
+ */
+function refusalOf(error: unknown): string | undefined {
+  if (!(error instanceof DisconnectedError)) return undefined;
+  if (error.closeCode === PROOF_FAILED_CLOSE_CODE) return error.closeReason;
+  return /^handshake failed: HTTP\/1\.1 40[13]\b/.test(error.closeReason)
+    ? error.closeReason.slice("handshake failed: ".length)
+    : undefined;
 }
 
 /** The client's peers, untyped inside (the contract types only its public surface). */

@@ -167,7 +167,7 @@ export class NotNegotiatedError extends Error {
  * ```
  */
 export class ChannelDeadError extends Error {
-  /** The give-up time that passed, or `undefined` when the client does not reconnect. */
+  /** The give-up time that passed, or `undefined` when the failed attempt was not retried. */
   readonly deadAfterMs: number | undefined;
   /** The method of the call that failed, if any. */
   readonly method: string | undefined;
@@ -175,14 +175,15 @@ export class ChannelDeadError extends Error {
   /**
    * Creates the instance.
    *
-   * @param deadAfterMs The give-up time, or `undefined` without reconnection.
+   * @param deadAfterMs The give-up time, or `undefined` when the attempts were not retried
+   *   (reconnect off, or a refusal that retrying cannot cure).
    * @param method The method of the call that failed.
    * @param options `cause`: the last connection error; its message is quoted.
    */
   constructor(deadAfterMs: number | undefined, method?: string, options?: ErrorOptions) {
     const what = method === undefined ? "connect" : `call "${method}"`;
     const when = deadAfterMs === undefined
-      ? "the connection failed and reconnect is off"
+      ? "the connection failed and was not retried"
       : `${deadAfterMs} ms without a connection`;
     const cause = options?.cause;
     const last = cause === undefined

@@ -28,6 +28,7 @@
  * @module
  */
 import { MAX_MESSAGE_BYTES_LIMIT } from "../envelope.ts";
+import { logSafe } from "../log.ts";
 import type { WebSocketLike, WebSocketLikeEvent } from "../transport.ts";
 import { checkHandshake, handshakeRequest } from "./handshake.ts";
 import { decodeText, REUSE_MAX, validCloseCode } from "./frame.ts";
@@ -61,6 +62,7 @@ function report(error: unknown): void {
   }, 0);
 }
 
+const MAX_REFUSAL_BODY = 512; // a refusal's text body read for its reason, at most
 const MAX_MESSAGE = MAX_MESSAGE_BYTES_LIMIT; // like Deno's native WebSocket; larger → close 1009
 const MAX_HEAD = 16 * 1024; // largest handshake response head accepted, final CRLFCRLF included
 const FRAGMENTS_KEPT = 64 * 1024; // a fragment buffer up to this size is kept for the next one
@@ -304,7 +306,9 @@ export class NoDelayWebSocket implements WebSocketLike {
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#conn.setNoDelay(true);
       await writeAll(this.#conn, encoder.encode(head));
-      this.#protocol = await checkHandshake(await this.#readHead(this.#conn), key, protocols);
+      const response = await this.#readHead(this.#conn);
+      if (!response.startsWith("HTTP/1.1 101")) await this.#refused(this.#conn, response);
+      this.#protocol = await checkHandshake(response, key, protocols);
       if (this.#readyState !== 0) throw new Error("closed while connecting");
       this.#readyState = 1;
       this.#emit({ type: "open" });
@@ -327,6 +331,28 @@ export class NoDelayWebSocket implements WebSocketLike {
     if (failed) this.#emit({ type: "error", message: message || reason });
     const wasClean = this.#result?.failed === false;
     this.#emit({ type: "close", code, reason, wasClean });
+  }
+
+  /**
+   * Fails the handshake with the status line and, when the refusal carries a short text body
+   * (Mist's servers send their reason), that reason: escaped and cut, since the server chose it.
+   */
+  async #refused(conn: TcpConn, head: string): Promise<never> {
+    const eol = head.indexOf("\r\n");
+    const status = eol < 0 ? head : head.slice(0, eol);
+    const length = Number(/\r\ncontent-length:\s*(\d{1,4})\s*(?:\r\n|$)/i.exec(head)?.[1] ?? 0);
+    let reason = "";
+    if (length > 0 && length <= MAX_REFUSAL_BODY) {
+      // The body follows the head: what came with it, then at most a few more reads.
+      for (let reads = 0; this.#end - this.#start < length && reads < 4; reads++) {
+        const read = await conn.read(this.#space());
+        if (read === null) break;
+        this.#end += read;
+      }
+      const end = Math.min(this.#end, this.#start + length);
+      reason = logSafe(latin1.decode(this.#buf.subarray(this.#start, end)).trim(), 200);
+    }
+    throw new Error(`handshake failed: ${logSafe(status, 100)}${reason ? `: ${reason}` : ""}`);
   }
 
   /** The response head, without its final CRLFCRLF; at most MAX_HEAD bytes with it. */

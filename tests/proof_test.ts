@@ -194,12 +194,22 @@ Deno.test("Client with auth 'proof' is refused by a seed server and never sends 
   });
   const url = `ws://127.0.0.1:${seed.addr.port}/`;
   const reconnect = { delaysMs: [0, 0, 0], deadAfterMs: 60_000 };
+  // A fixed endpoint: the refusal ends the attempts at once (retrying cannot cure it).
   await using strict = new Client(url, { secret, reconnect, heartbeat: false, logger: quiet });
-  const opened = deferred();
-  strict.addEventListener("statechange", () => {
-    if (attempts.length >= 3) opened.resolve();
+  await assert.rejects(strict.call("anything"), /401 Unauthorized/);
+  assert.equal(attempts.length, 1);
+  // A provider: it is asked again before every attempt, and no attempt sends the raw secret.
+  await using asking = new Client(() => ({ url, secret }), {
+    reconnect,
+    heartbeat: false,
+    logger: quiet,
   });
-  await within(opened.promise, "three attempts");
+  const three = deferred();
+  asking.addEventListener("statechange", () => {
+    if (attempts.length >= 4) three.resolve();
+  });
+  await within(three.promise, "three more attempts");
+  await asking.close();
   await strict.close();
   assert.ok(attempts.every((headers) => !JSON.stringify(headers).includes(secret.toHex())));
   // Configured to fall back: the attempt after the refused proof sends the raw secret.

@@ -677,7 +677,7 @@ Deno.test("Client with reconnect: false says why it is dead, not after how long"
     assert.ok(error instanceof ChannelDeadError);
     assert.equal(error.deadAfterMs, undefined);
     assert.doesNotMatch(error.message, /30000/);
-    assert.match(error.message, /reconnect is off \(last error: .+\)$/);
+    assert.match(error.message, /the connection failed and was not retried \(last error: .+\)$/);
     return true;
   });
 });

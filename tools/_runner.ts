@@ -313,12 +313,14 @@ export async function startRunner(
 export async function runRunner(args: readonly string[], host: RunnerHost): Promise<number> {
   let server: LocalServer;
   let logger: Logger = consoleLogger("info");
+  let config: ServeConfig | undefined;
   try {
     const command = parseServeArgs(args);
     if (command.kind === "help") {
       console.log(serveUsage(host.command, host.denoPermissions));
       return 0;
     }
+    config = command.config;
     logger = consoleLogger(command.config.verbose ? "debug" : "info");
     server = await startRunner(command.config, host.secretValue(), logger, host);
   } catch (error) {
@@ -326,6 +328,18 @@ export async function runRunner(args: readonly string[], host: RunnerHost): Prom
     const usage = error instanceof UsageError || error instanceof RangeError ||
       error instanceof TypeError;
     console.error(`serve: ${oneLine(error)}${usage ? " (see --help)" : ""}`);
+    if (
+      host.denoPermissions && config?.allowNonLoopback && error instanceof Error &&
+      (error.name === "NotCapable" || error.name === "PermissionDenied")
+    ) {
+      // `deno task serve` grants the network on loopback only, on purpose.
+      console.error(
+        `serve: --allow-non-loopback needs Deno's network permission for that address too; run\n` +
+          `  ./deno run --allow-net=${config.host} --allow-env=MIST_SECRET tools/serve.ts ` +
+          `--host ${config.host} --allow-non-loopback\n` +
+          `instead of "deno task serve", whose --allow-net is loopback only`,
+      );
+    }
     return usage ? EXIT_USAGE : 1;
   }
   await server.closed;
