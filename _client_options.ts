@@ -263,7 +263,9 @@ export function checkUrl(endpoint: unknown): string {
     // reported below
   }
   if (url?.protocol !== "ws:" && url?.protocol !== "wss:") {
-    const shown = url ? `"${logSafe(url.origin + url.pathname, 100)}"` : typeof endpoint === "string"
+    const shown = url
+      ? `"${logSafe(url.origin + url.pathname, 100)}"`
+      : typeof endpoint === "string"
       ? `"${logSafe(endpoint.replace(/\?.*$/s, ""), 100)}"`
       : String(endpoint);
     throw new TypeError(

@@ -9,29 +9,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
 import { build } from "../tools/build.ts";
 import { startDemoServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
 import { nagleLine, type NagleTiming, tempDir } from "./_helpers.ts";
+import { ensureChromium, launchChromium } from "./_chromium.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const FOREIGN_HOST = "foreign.test";
 const PAGE = new URL("./fixtures/browser_page.html", import.meta.url);
-const ENSURE_CHROMIUM = new URL("../tools/ensure_chromium.sh", import.meta.url);
-
-async function ensureChromium(): Promise<void> {
-  const { success, stderr } = await new Deno.Command("sh", {
-    args: [ENSURE_CHROMIUM.pathname],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(
-    success,
-    `Chromium is required for this test and could not be provided:\n${
-      new TextDecoder().decode(stderr)
-    }`,
-  );
-}
 
 Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both ways, reconnect through the provider, foreign origin refused", async () => {
   await ensureChromium();
@@ -57,24 +41,10 @@ Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both
   const origin = `http://127.0.0.1:${http.addr.port}`;
   const foreignOrigin = `http://${FOREIGN_HOST}:${http.addr.port}`;
 
-  await using context = await chromium.launchPersistentContext(profile.path, {
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: STEP_TIMEOUT_MS,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-quic",
-      // The foreign page's host resolves to loopback: no traffic leaves the machine.
-      `--host-resolver-rules=MAP ${FOREIGN_HOST} 127.0.0.1`,
-    ],
-  });
-  context.setDefaultTimeout(STEP_TIMEOUT_MS);
+  await using context = await launchChromium(profile.path, [
+    // The foreign page's host resolves to loopback: no traffic leaves the machine.
+    `--host-resolver-rules=MAP ${FOREIGN_HOST} 127.0.0.1`,
+  ]);
   const pageErrors: string[] = [];
   const tab = await context.newPage();
   tab.on("pageerror", (error) => pageErrors.push(String(error)));
