@@ -1,7 +1,8 @@
 /**
  * Test harnesses: an in-memory transport pair for peer logic; a server with the usual test
  * handlers and a client of it; a scripted peer (a raw native `WebSocket`) that sends exact frames
- * and records every reply; a raw HTTP upgrade over `Deno.connect` for status codes.
+ * and records every reply; a raw HTTP upgrade over `Deno.connect` for status codes; subprocesses
+ * with their output collected.
  *
  * Every test that opens something holds it with `await using`, so it is closed when the test
  * ends even if an assertion failed first, and Deno's leak sanitizers stay on:
@@ -252,6 +253,19 @@ export function connect(t: TestServer, options: ClientOptions = {}): Client {
 }
 
 /**
+ * A client of the server at `url` (one in a subprocess, say) with reconnection and the
+ * heartbeat off and a quiet logger. `await using client = connectTo(url, secret)` closes it
+ * when the test ends.
+ */
+export function connectTo(
+  url: string,
+  secret: SharedSecret | string,
+  options: ClientOptions = {},
+): Client {
+  return new Client(url, { secret, reconnect: false, heartbeat: false, logger: quiet, ...options });
+}
+
+/**
  * Ends a test cleanly and checks that nothing is left: closes each client (checking it has no
  * pending or waiting call) and each scripted peer, shuts the server down, and checks that it
  * has no connection and that no server-side peer has a pending call or a running handler.
@@ -414,19 +428,7 @@ export async function rawUpgrade(
   headers: Record<string, string | null> = {},
   path = "/",
 ): Promise<RawResponse> {
-  const all: Record<string, string | null> = {
-    Host: `127.0.0.1:${port}`,
-    Upgrade: "websocket",
-    Connection: "Upgrade",
-    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-    "Sec-WebSocket-Version": "13",
-    ...headers,
-  };
-  let head = `GET ${path} HTTP/1.1\r\n`;
-  for (const [name, value] of Object.entries(all)) {
-    if (value !== null) head += `${name}: ${value}\r\n`;
-  }
-  head += "\r\n";
+  const head = upgradeRequest(port, headers, path);
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     await writeAll(conn, encoder.encode(head));
@@ -461,6 +463,31 @@ export async function rawUpgrade(
   } finally {
     conn.close();
   }
+}
+
+/**
+ * The head of a WebSocket upgrade request to 127.0.0.1:`port`, ending with its blank line:
+ * Host, Upgrade, Connection, Sec-WebSocket-Key and Sec-WebSocket-Version, then `headers` (which
+ * may replace any of those; a header given as `null` is left out).
+ */
+export function upgradeRequest(
+  port: number,
+  headers: Record<string, string | null> = {},
+  path = "/",
+): string {
+  const all: Record<string, string | null> = {
+    Host: `127.0.0.1:${port}`,
+    Upgrade: "websocket",
+    Connection: "Upgrade",
+    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version": "13",
+    ...headers,
+  };
+  let head = `GET ${path} HTTP/1.1\r\n`;
+  for (const [name, value] of Object.entries(all)) {
+    if (value !== null) head += `${name}: ${value}\r\n`;
+  }
+  return `${head}\r\n`;
 }
 
 /** Writes all of `bytes` to a connection (Deno's, or the `node:net` adapter's). */
@@ -532,6 +559,185 @@ export function nextState(client: Client, state: ClientState): Promise<StateChan
     };
     client.addEventListener("statechange", listener);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subprocesses
+
+const ROOT = new URL("..", import.meta.url);
+
+/** Accumulates a stream's text and lets a test wait for a substring or read it line by line. */
+export class TextCollector {
+  /** Everything read so far. */
+  text = "";
+  /** Resolves with the whole text once the stream ended (or broke with its process). */
+  readonly done: Promise<string>;
+  #waiters: { needle: string; resolve: () => void }[] = [];
+  #lineReaders: ((ended: boolean) => void)[] = [];
+  #ended = false;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = this.#read(stream);
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>): Promise<string> {
+    try {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        this.text += chunk;
+        this.#waiters = this.#waiters.filter(({ needle, resolve }) =>
+          this.text.includes(needle) ? (resolve(), false) : true
+        );
+        for (const read of this.#lineReaders) read(false);
+      }
+    } catch {
+      // The pipe broke with the process: keep what came.
+    }
+    this.#ended = true;
+    for (const read of this.#lineReaders) read(true);
+    return this.text;
+  }
+
+  /** Resolves once the text contains `needle`; rejects if the stream ends first. */
+  waitFor(needle: string): Promise<void> {
+    if (this.text.includes(needle)) return Promise.resolve();
+    const seen = new Promise<void>((resolve) => this.#waiters.push({ needle, resolve }));
+    const ended = this.done.then((text) => {
+      if (!text.includes(needle)) {
+        throw new Error(`Stream ended without ${JSON.stringify(needle)}:\n${text}`);
+      }
+    });
+    return within(Promise.race([seen, ended]), JSON.stringify(needle));
+  }
+
+  /**
+   * Calls `listener` with every line (without its line break): those read already at once,
+   * the rest as they come, and a last one without a line break when the stream ends.
+   */
+  onLine(listener: (line: string) => void): void {
+    let at = 0;
+    const read = (ended: boolean) => {
+      for (let end = this.text.indexOf("\n", at); end >= 0; end = this.text.indexOf("\n", at)) {
+        listener(this.text.slice(at, end));
+        at = end + 1;
+      }
+      if (ended && at < this.text.length) {
+        listener(this.text.slice(at));
+        at = this.text.length;
+      }
+    };
+    read(this.#ended);
+    if (!this.#ended) this.#lineReaders.push(read);
+  }
+}
+
+/** How a subprocess exited, with everything it wrote. */
+export interface Exit {
+  code: number;
+  signal: Deno.Signal | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A subprocess with its output collected. `await using child = spawn(…)` ends it when the test
+ * ends (`stop("SIGTERM")`: by its PID, SIGKILL after the bound) and waits for its exit.
+ */
+export interface Child extends AsyncDisposable {
+  readonly pid: number;
+  readonly stdout: TextCollector;
+  readonly stderr: TextCollector;
+  /** Resolves once it exited and both of its pipes ended. */
+  readonly exited: Promise<Exit>;
+  /** Whether it is still running (`exited` has not settled yet). */
+  alive(): Promise<boolean>;
+  /** Sends `signal` to it, by its PID (nothing once it exited). */
+  kill(signal: Deno.Signal): void;
+  /**
+   * Sends `signal`, waits for the exit within the bound of {@linkcode within}, and SIGKILLs it
+   * (then rejects) if it did not come. Resolves with how it exited, at once once it has.
+   */
+  stop(signal?: Deno.Signal): Promise<Exit>;
+}
+
+/**
+ * Starts `program` in the project's root with the test process's environment, MIST_SECRET
+ * removed (a runner then generates a secret and prints it) and `env` added. Its stdin gets
+ * `input` and is closed (none without); stdout and stderr are collected.
+ */
+export function spawn(
+  program: string,
+  args: string[],
+  options: { env?: Record<string, string>; input?: string } = {},
+): Child {
+  const env = Deno.env.toObject();
+  delete env.MIST_SECRET;
+  const child = new Deno.Command(program, {
+    args,
+    cwd: ROOT,
+    env: { ...env, ...options.env },
+    clearEnv: true,
+    stdin: options.input === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.input !== undefined) {
+    const writer = child.stdin.getWriter();
+    writer.write(new TextEncoder().encode(options.input))
+      .then(() => writer.close())
+      .catch(() => {}); // it exited before reading: its exit says why
+  }
+  const stdout = new TextCollector(child.stdout);
+  const stderr = new TextCollector(child.stderr);
+  const exited = (async () => {
+    const { code, signal } = await child.status;
+    const [out, err] = await Promise.all([stdout.done, stderr.done]);
+    return { code, signal, stdout: out, stderr: err };
+  })();
+  const kill = (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  };
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    kill(signal);
+    try {
+      return await within(exited, "the subprocess to exit");
+    } catch (error) {
+      kill("SIGKILL");
+      await exited;
+      throw error;
+    }
+  };
+  return {
+    pid: child.pid,
+    stdout,
+    stderr,
+    exited,
+    async alive() {
+      const marker = Symbol("running");
+      // A settled exit wins the race against a promise resolved after it.
+      return await Promise.race([exited, Promise.resolve().then(() => marker)]) === marker;
+    },
+    kill,
+    stop,
+    [Symbol.asyncDispose]: async () => void await stop(),
+  };
+}
+
+/**
+ * The first line a subprocess writes on stdout, as JSON (a runner's ready line). When it ends
+ * or stalls without one, it is killed and the error carries its stderr.
+ */
+export async function readyLine(child: Child): Promise<Record<string, string>> {
+  try {
+    await child.stdout.waitFor("\n");
+  } catch (error) {
+    await child.stop("SIGKILL");
+    throw new Error(`Subprocess did not start: ${child.stderr.text}`, { cause: error });
+  }
+  return JSON.parse(child.stdout.text.split("\n")[0]);
 }
 
 // ---------------------------------------------------------------------------------------------

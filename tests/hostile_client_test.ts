@@ -9,25 +9,26 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { ConnectionSlots } from "../_server_guard.ts";
-import { Client } from "../client.ts";
 import { consoleLogger, DEFAULT_LOG_MESSAGE_CHARS } from "../log.ts";
-import type { SharedSecret } from "../secret.ts";
 import { DEFAULT_UPGRADE_TIMEOUT_MS } from "../server.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { deferred, quiet, rawUpgrade, startServer, within } from "./_helpers.ts";
+import {
+  connect,
+  connectTo,
+  deferred,
+  rawUpgrade,
+  readyLine,
+  spawn,
+  startServer,
+  stop,
+  upgradeRequest,
+  within,
+} from "./_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url);
 const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/** The head of a valid WebSocket upgrade request carrying `secret`. */
-function upgradeHead(port: number, secret: string, extra = ""): string {
-  return `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
-    `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
-    `Sec-WebSocket-Version: 13\r\nX-Land-Secret: ${secret}\r\n${extra}\r\n`;
-}
 
 /**
  * Sends an authenticated upgrade request and resets the TCP connection (RST, not FIN) as soon
@@ -37,7 +38,7 @@ function upgradeHead(port: number, secret: string, extra = ""): string {
 function resetUpgrade(port: number, secret: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => {
-      socket.write(upgradeHead(port, secret), () => {
+      socket.write(upgradeRequest(port, { "X-Land-Secret": secret }), () => {
         socket.resetAndDestroy();
         resolve();
       });
@@ -59,139 +60,36 @@ async function until(condition: () => boolean | Promise<boolean>, what: string):
   }
 }
 
-function connect(url: string, secret: SharedSecret | string): Client {
-  return new Client(url, { secret, reconnect: false, heartbeat: false, logger: quiet });
-}
-
-/** Accumulates a stream's text and lets a test wait for a substring to appear. */
-class Collector {
-  text = "";
-  readonly done: Promise<string>;
-  #waiters: { needle: string; resolve: () => void }[] = [];
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.done = this.#read(stream);
-  }
-
-  async #read(stream: ReadableStream<Uint8Array>): Promise<string> {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      this.text += chunk;
-      this.#waiters = this.#waiters.filter(({ needle, resolve }) =>
-        this.text.includes(needle) ? (resolve(), false) : true
-      );
-    }
-    return this.text;
-  }
-
-  /** Resolves once the text contains `needle`; rejects if the stream ends first. */
-  waitFor(needle: string): Promise<void> {
-    if (this.text.includes(needle)) return Promise.resolve();
-    const seen = new Promise<void>((resolve) => this.#waiters.push({ needle, resolve }));
-    const ended = this.done.then((text) => {
-      if (!text.includes(needle)) {
-        throw new Error(`Stream ended without ${JSON.stringify(needle)}:\n${text}`);
-      }
-    });
-    return within(Promise.race([seen, ended]), JSON.stringify(needle));
-  }
-}
-
-/** A subprocess with its output collected; `stop()` ends it (SIGKILL after the bound). */
-interface Child {
-  child: Deno.ChildProcess;
-  stdout: Collector;
-  stderr: Collector;
-  status: Promise<Deno.CommandStatus>;
-  /** Whether it is still running (its status has not settled yet). */
-  alive(): Promise<boolean>;
-  stop(signal: Deno.Signal): Promise<Deno.CommandStatus>;
-}
-
-function spawn(program: string, args: string[]): Child {
-  const env = Deno.env.toObject();
-  delete env.MIST_SECRET; // the runner then generates one and prints it
-  const child = new Deno.Command(program, {
-    args,
-    cwd: ROOT,
-    env,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
-  const status = child.status.then(async (status) => {
-    await Promise.all([stdout.done, stderr.done]);
-    return status;
-  });
-  const alive = async () => {
-    const marker = Symbol("running");
-    // A settled status wins the race against a promise resolved after it.
-    return await Promise.race([status, Promise.resolve().then(() => marker)]) === marker;
-  };
-  const stop = async (signal: Deno.Signal) => {
-    try {
-      child.kill(signal);
-    } catch {
-      // Already exited.
-    }
-    try {
-      return await within(status, "the subprocess to exit");
-    } catch (error) {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-      await status;
-      throw error;
-    }
-  };
-  return { child, stdout, stderr, status, alive, stop };
-}
-
-/** The first stdout line of a subprocess, as JSON. */
-async function readyLine(child: Child): Promise<Record<string, string>> {
-  try {
-    await child.stdout.waitFor("\n");
-  } catch (error) {
-    await child.stop("SIGKILL");
-    throw new Error(`Subprocess did not start: ${child.stderr.text}`, { cause: error });
-  }
-  return JSON.parse(child.stdout.text.split("\n")[0]);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Upgrades reset before the 101
 
 Deno.test("serveLocal() frees the slot of an upgrade reset before the 101 at upgradeTimeoutMs", async () => {
   const clock = new FakeClock();
-  const t = startServer({ maxConnections: 4, clock, idleTimeoutMs: 0 });
+  // The shutdown is bounded even when the test fails first: a hang is what it would catch.
+  await using shutdown = new AsyncDisposableStack();
+  const t = shutdown.adopt(
+    startServer({ maxConnections: 4, clock, idleTimeoutMs: 0 }),
+    (t) => within(t.server.shutdown(), "shutdown() with reset upgrades pending"),
+  );
   const secret = t.secret.toHex();
-  try {
-    for (let round = 0; round < 3; round++) {
-      // At least three times the limit: the first four hold every slot, the rest get 503.
-      // (Should a reset come too late to hit the upgrade, it just opens and closes: send more.)
-      for (let sent = 0; sent < 12 || (t.server.connections < 4 && sent < 400); sent++) {
-        await resetUpgrade(t.server.port, secret);
-      }
-      await until(() => t.server.connections === 4, "the resets to take every slot");
-      const full = await rawUpgrade(t.server.port, { "X-Land-Secret": secret });
-      assert.equal(full.status, 503, "the reset upgrades do hold slots until the deadline");
-      clock.advance(DEFAULT_UPGRADE_TIMEOUT_MS);
-      await until(() => t.server.connections === 0, `round ${round}: slots freed at the deadline`);
+  for (let round = 0; round < 3; round++) {
+    // At least three times the limit: the first four hold every slot, the rest get 503.
+    // (Should a reset come too late to hit the upgrade, it just opens and closes: send more.)
+    for (let sent = 0; sent < 12 || (t.server.connections < 4 && sent < 400); sent++) {
+      await resetUpgrade(t.server.port, secret);
     }
-    const client = connect(t.server.url, t.secret);
-    try {
-      assert.deepEqual(await client.call("echo", ["after the resets"]), ["after the resets"]);
-      assert.equal(t.server.connections, 1);
-    } finally {
-      await client.close();
-    }
-  } finally {
-    await within(t.server.shutdown(), "shutdown() with reset upgrades pending");
+    await until(() => t.server.connections === 4, "the resets to take every slot");
+    const full = await rawUpgrade(t.server.port, { "X-Land-Secret": secret });
+    assert.equal(full.status, 503, "the reset upgrades do hold slots until the deadline");
+    clock.advance(DEFAULT_UPGRADE_TIMEOUT_MS);
+    await until(() => t.server.connections === 0, `round ${round}: slots freed at the deadline`);
   }
+  {
+    await using client = connect(t, { reconnect: false });
+    assert.deepEqual(await client.call("echo", ["after the resets"]), ["after the resets"]);
+    assert.equal(t.server.connections, 1);
+  }
+  await shutdown.disposeAsync();
   await t.server.closed;
   assert.equal(t.server.connections, 0);
 });
@@ -242,8 +140,8 @@ function fakeSocket(): {
   };
 }
 
-Deno.test("the runner still exits 0 on SIGTERM after upgrades reset before the 101", async () => {
-  const runner = spawn(Deno.execPath(), [
+Deno.test("serve exits 0 on SIGTERM after upgrades reset before the 101", async () => {
+  await using runner = spawn(Deno.execPath(), [
     "run",
     "--allow-net=127.0.0.1,[::1]",
     "--allow-env=MIST_SECRET",
@@ -251,8 +149,8 @@ Deno.test("the runner still exits 0 on SIGTERM after upgrades reset before the 1
   ]);
   const { url, secret } = await readyLine(runner);
   const port = Number(new URL(url).port);
-  const client = connect(url, secret);
-  try {
+  {
+    await using client = connectTo(url, secret);
     const RESETS = 8;
     for (let i = 0; i < RESETS; i++) await resetUpgrade(port, secret);
     // The demo's stats count them (besides this client): the resets reached the server.
@@ -260,8 +158,6 @@ Deno.test("the runner still exits 0 on SIGTERM after upgrades reset before the 1
       const { connections } = await client.call("stats") as { connections: number };
       return connections > 1;
     }, "the server to count the reset upgrades");
-  } finally {
-    await client.close();
   }
   // Bounded by `within`: before the fix it never exited (shutdown waited on the resets).
   const status = await runner.stop("SIGTERM");
@@ -274,7 +170,7 @@ Deno.test("the runner still exits 0 on SIGTERM after upgrades reset before the 1
 // File descriptors
 
 Deno.test("serveLocal() survives running out of file descriptors and listens again on the same port", async () => {
-  const server = spawn("bash", [
+  await using server = spawn("bash", [
     "-c",
     'ulimit -n 64 && exec "$0" "$@"',
     Deno.execPath(),
@@ -284,38 +180,33 @@ Deno.test("serveLocal() survives running out of file descriptors and listens aga
   ]);
   const { url, secret } = await readyLine(server);
   const port = Number(new URL(url).port);
-  const survivor = connect(url, secret);
-  const conns: Deno.Conn[] = [];
-  try {
+  {
+    await using survivor = connectTo(url, secret);
+    using conns = new DisposableStack();
     assert.deepEqual(await survivor.call("echo", ["before"]), ["before"]);
     // Open connections until the server can no longer accept: its accept loop fails and it
     // stops listening, so connecting is refused (bounded: 64 descriptors are far fewer).
     for (let i = 0; i < 400; i++) {
       try {
-        conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        conns.use(await Deno.connect({ hostname: "127.0.0.1", port }));
       } catch {
         break;
       }
     }
     await server.stdout.waitFor('"listenError"');
-    for (const conn of conns.splice(0)) conn.close();
+    conns.dispose();
     await server.stderr.waitFor("Listening again");
     assert.ok(await server.alive(), "the server process is alive");
 
-    // Reconnecting: the server frees the closed connections' descriptors on its own time.
-    const fresh = new Client(url, { secret, heartbeat: false, logger: quiet });
-    try {
+    {
+      // Reconnecting: the server frees the closed connections' descriptors on its own time.
+      await using fresh = connectTo(url, secret, { reconnect: {} });
       assert.deepEqual(await fresh.call("echo", ["after"]), ["after"], "a new client, same port");
-    } finally {
-      await fresh.close();
     }
     assert.deepEqual(await survivor.call("echo", ["still"]), ["still"], "the open one stayed");
-  } finally {
-    for (const conn of conns) conn.close();
-    await survivor.close();
-    const status = await server.stop("SIGTERM");
-    assert.equal(status.code, 0, server.stderr.text);
   }
+  const status = await server.stop("SIGTERM");
+  assert.equal(status.code, 0, server.stderr.text);
   const reports = server.stdout.text.split("\n").filter((line) => line.includes("listenError"));
   assert.equal(reports.length, 1, `one onListenError call:\n${server.stdout.text}`);
   assert.match(reports[0], /Too many open files/);
@@ -350,32 +241,28 @@ const LINE_BOUND = "DEBUG ".length + DEFAULT_LOG_MESSAGE_CHARS + "…(+1048576 c
 
 Deno.test("serveLocal() never lets a client forge a log line or write an unbounded one", async () => {
   const { lines, writes, logger } = capture();
-  const t = startServer({ logger, maxInFlight: 1 });
-  const client = connect(t.server.url, t.secret);
-  try {
-    // One handler running: every notification beyond is dropped with a WARN naming its method.
-    const gated = client.call("gate");
-    const gate = await within(t.nextGate(), "the gate handler");
-    const huge = "x".repeat(1 << 20);
-    client.notify("echo\nWARN forged by the method name", []);
-    client.notify("\x1b[2J\rERROR forged\u2028too", []);
-    client.notify(huge, []);
-    client.notify(`${huge}\nWARN forged after 1 MiB`, []);
-    // Frames are handled in order: once this is answered ("overloaded"), all were seen.
-    await assert.rejects(client.call("echo", []), /overloaded/);
-    gate.resolve("done");
-    assert.equal(await gated, "done");
-    // A request path, header values and a protocol list a browser could send, all refused.
-    const refusals = [
-      rawUpgrade(t.server.port, { Origin: "http://evil.example" }, "/%0aWARN%20forged"),
-      rawUpgrade(t.server.port, { "X-Land-Secret": `${"0".repeat(64)}%0aWARN` }),
-      rawUpgrade(t.server.port, { Origin: `http://${"a".repeat(100_000)}.example` }),
-    ];
-    for (const refused of refusals) assert.ok((await refused).status >= 400);
-  } finally {
-    await client.close();
-    await t.server.shutdown();
-  }
+  await using t = startServer({ logger, maxInFlight: 1 });
+  await using client = connect(t, { reconnect: false });
+  // One handler running: every notification beyond is dropped with a WARN naming its method.
+  const gated = client.call("gate");
+  const gate = await within(t.nextGate(), "the gate handler");
+  const huge = "x".repeat(1 << 20);
+  client.notify("echo\nWARN forged by the method name", []);
+  client.notify("\x1b[2J\rERROR forged\u2028too", []);
+  client.notify(huge, []);
+  client.notify(`${huge}\nWARN forged after 1 MiB`, []);
+  // Frames are handled in order: once this is answered ("overloaded"), all were seen.
+  await assert.rejects(client.call("echo", []), /overloaded/);
+  gate.resolve("done");
+  assert.equal(await gated, "done");
+  // A request path, header values and a protocol list a browser could send, all refused.
+  const refusals = [
+    rawUpgrade(t.server.port, { Origin: "http://evil.example" }, "/%0aWARN%20forged"),
+    rawUpgrade(t.server.port, { "X-Land-Secret": `${"0".repeat(64)}%0aWARN` }),
+    rawUpgrade(t.server.port, { Origin: `http://${"a".repeat(100_000)}.example` }),
+  ];
+  for (const refused of refusals) assert.ok((await refused).status >= 400);
+  await stop(t, client);
   assert.ok(
     writes.some((line) => line.includes("echo\\nWARN forged by the method name")),
     `the first forged name was logged, escaped:\n${writes.join("\n").slice(0, 2000)}`,
@@ -414,30 +301,27 @@ async function refusedRequest(port: number, head: string): Promise<number> {
 
 Deno.test("serveLocal() logs 10,000 refused requests in a bounded number of lines", async () => {
   const { lines, logger } = capture();
-  const t = startServer({ logger });
+  await using t = startServer({ logger });
   const port = t.server.port;
   const heads = [
     `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`, // 426
-    upgradeHead(port, "f".repeat(64)), // 401
-    upgradeHead(port, t.secret.toHex(), "Origin: https://evil.example\r\n"), // 403
+    upgradeRequest(port, { "X-Land-Secret": "f".repeat(64) }), // 401
+    upgradeRequest(port, { "X-Land-Secret": t.secret.toHex(), Origin: "https://evil.example" }), // 403
   ];
   const TOTAL = 10_000, WORKERS = 16;
   const statuses = new Map<number, number>();
   let next = 0;
-  try {
-    await within(
-      Promise.all(Array.from({ length: WORKERS }, async () => {
-        while (next < TOTAL) {
-          const status = await refusedRequest(port, heads[next++ % heads.length]);
-          statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        }
-      })),
-      "10,000 refused requests",
-      120_000,
-    );
-  } finally {
-    await t.server.shutdown();
-  }
+  await within(
+    Promise.all(Array.from({ length: WORKERS }, async () => {
+      while (next < TOTAL) {
+        const status = await refusedRequest(port, heads[next++ % heads.length]);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+      }
+    })),
+    "10,000 refused requests",
+    120_000,
+  );
+  await t.server.shutdown();
   assert.deepEqual([...statuses.keys()].sort(), [401, 403, 426]);
   const refusedLines = lines.filter((line) => line.startsWith("INFO Refused"));
   assert.ok(refusedLines.length <= 30, `${refusedLines.length} lines for ${TOTAL} refusals`);
@@ -456,24 +340,21 @@ Deno.test("serveLocal() logs 10,000 refused requests in a bounded number of line
 Deno.test("serveLocal() reports 1006 for a connection dropped without a close frame", async (t) => {
   for (const drop of ["end", "reset"] as const) {
     await t.step(`TCP ${drop}`, async () => {
-      const server = startServer({ idleTimeoutMs: 0 });
-      try {
-        const peer = server.nextPeer();
-        const socket = net.connect(server.server.port, "127.0.0.1");
-        const upgraded = deferred();
-        socket.on("data", (data: Uint8Array) => {
-          if (new TextDecoder().decode(data).startsWith("HTTP/1.1 101")) upgraded.resolve();
-        });
-        socket.on("error", () => {});
-        socket.write(upgradeHead(server.server.port, server.secret.toHex()));
-        await within(upgraded.promise, "the 101");
-        const closed = (await within(peer, "the server's peer")).closed;
-        if (drop === "end") socket.destroy();
-        else socket.resetAndDestroy();
-        assert.equal((await within(closed, "the server to see the drop")).code, 1006);
-      } finally {
-        await server.server.shutdown();
-      }
+      await using server = startServer({ idleTimeoutMs: 0 });
+      const peer = server.nextPeer();
+      const socket = net.connect(server.server.port, "127.0.0.1");
+      using _socket = { [Symbol.dispose]: () => void socket.destroy() };
+      const upgraded = deferred();
+      socket.on("data", (data: Uint8Array) => {
+        if (new TextDecoder().decode(data).startsWith("HTTP/1.1 101")) upgraded.resolve();
+      });
+      socket.on("error", () => {});
+      socket.write(upgradeRequest(server.server.port, { "X-Land-Secret": server.secret.toHex() }));
+      await within(upgraded.promise, "the 101");
+      const closed = (await within(peer, "the server's peer")).closed;
+      if (drop === "end") socket.destroy();
+      else socket.resetAndDestroy();
+      assert.equal((await within(closed, "the server to see the drop")).code, 1006);
     });
   }
 });

@@ -118,8 +118,8 @@ function tail(text: string, lines = 8): string {
 // ---------------------------------------------------------------------------------------------
 // The two servers
 
-/** One cell's server and what it saw. */
-interface CellServer {
+/** One cell's server and what it saw. `await using` stops it when the cell ends. */
+interface CellServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
   readonly secretHex: string;
@@ -135,7 +135,15 @@ interface CellServer {
   connections(): number;
   /** Requests the server got: `{method, params}` (the upstream-style server only). */
   requests(): Record<string, unknown>[];
+  /** Stops it (once: later calls return the first one's promise). */
   stop(): Promise<void>;
+}
+
+/** `server` with its `stop` run once, and disposable by it. */
+function cellServer(server: Omit<CellServer, typeof Symbol.asyncDispose>): CellServer {
+  let stopped: Promise<void> | undefined;
+  const stop = () => stopped ??= server.stop();
+  return { ...server, stop, [Symbol.asyncDispose]: stop };
 }
 
 /** Mist's server: the demo handlers plus a `note` sink that records its params. */
@@ -174,7 +182,7 @@ function startMistServer(idleTimeoutMs?: number): CellServer {
       });
     },
   });
-  return {
+  return cellServer({
     url: server.url,
     port: server.port,
     secretHex: secret.toHex(),
@@ -204,7 +212,7 @@ function startMistServer(idleTimeoutMs?: number): CellServer {
       stopping = true;
       await server.shutdown();
     },
-  };
+  });
 }
 
 /** Mist's server on Node: the fixture serves what `startMistServer` serves, and reports it. */
@@ -215,7 +223,7 @@ async function startMistNodeServer(idleTimeoutMs?: number): Promise<CellServer> 
   const logs = (match: (level: string, message: string) => boolean) =>
     node.seen("log").filter((event) => match(String(event.level), String(event.message)))
       .map((event) => String(event.message));
-  return {
+  return cellServer({
     url: node.url,
     port: node.port,
     secretHex: node.secretHex,
@@ -263,7 +271,7 @@ async function startMistNodeServer(idleTimeoutMs?: number): Promise<CellServer> 
         ...(/Uncaught|Error: /.test(exit.stderr) ? [`${where} stderr: ${tail(exit.stderr)}`] : []),
       ];
     },
-  };
+  });
 }
 
 /** Which Mist server a cell runs against: in-process on Deno, or on Node. */
@@ -281,7 +289,7 @@ async function startUpstream(): Promise<CellServer> {
   const up = await startUpstreamServer(secretHex);
   const events = (kind: string) => up.events.items.filter((event) => event.event === kind);
   let stderr = "";
-  return {
+  return cellServer({
     url: up.url,
     port: up.port,
     secretHex,
@@ -310,7 +318,7 @@ async function startUpstream(): Promise<CellServer> {
     async stop() {
       stderr = await up.stop();
     },
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,8 +494,11 @@ function checkServer(f: Findings, server: CellServer): void {
 // ---------------------------------------------------------------------------------------------
 // Clients
 
-/** Shared across cells: the bundle, the browser and the page's HTTP server, made on first use. */
-class Shared {
+/**
+ * Shared across cells: the bundle, the browser and the page's HTTP server, made on first use.
+ * `await using shared = new Shared()` closes and removes them when the test ends.
+ */
+class Shared implements AsyncDisposable {
   #dist: string | undefined;
   #bundles: Promise<{ js: string; node: string }> | undefined;
   #browser: Promise<{ context: BrowserContext; profile: string }> | undefined;
@@ -556,7 +567,7 @@ class Shared {
     return this.#browser.then(({ context }) => context);
   }
 
-  async dispose(): Promise<void> {
+  async [Symbol.asyncDispose](): Promise<void> {
     if (this.#browser) {
       const { context, profile } = await this.#browser;
       await context.close();
@@ -575,15 +586,21 @@ type RunClient = (
   options: ClientOptions,
 ) => Promise<ScriptRecord[]>;
 
-const mistOnDeno: RunClient = async (_shared, server, steps, _f, options) => {
+/** Mist's Deno client of `server`, closed (waiting 5 s at the most) with `cleanup`. */
+function denoClient(
+  cleanup: AsyncDisposableStack,
+  server: CellServer,
+  options: ClientOptions,
+): Client {
   const client = new Client(server.url, { ...options, secret: server.secretHex, logger: quiet });
-  const api = mistApi(client);
-  try {
-    const records = await atMost(runSteps(api, steps), SCRIPT_MS);
-    return (records ?? [{ op: "timeout", ok: false }]) as unknown as ScriptRecord[];
-  } finally {
-    await atMost(client.close(), 5000);
-  }
+  return cleanup.adopt(client, (client) => atMost(client.close(), 5000));
+}
+
+const mistOnDeno: RunClient = async (_shared, server, steps, _f, options) => {
+  await using cleanup = new AsyncDisposableStack();
+  const client = denoClient(cleanup, server, options);
+  const records = await atMost(runSteps(mistApi(client), steps), SCRIPT_MS);
+  return (records ?? [{ op: "timeout", ok: false }]) as unknown as ScriptRecord[];
 };
 
 const mistOnNode: RunClient = async (shared, server, steps, f, options) => {
@@ -605,35 +622,31 @@ const mistInChromium: RunClient = async (shared, server, steps, f) => {
   const origin = await shared.origin();
   const context = await shared.browser();
   shared.endpoint = { url: server.url, secret: server.secretHex };
-  const tab = await context.newPage();
+  await using tab = await context.newPage();
   const pageErrors: string[] = [];
   tab.on("pageerror", (error) => pageErrors.push(String(error)));
-  try {
-    await tab.goto(`${origin}/`);
-    await tab.waitForFunction(() => "mist" in globalThis);
-    const records = await within(
-      tab.evaluate(async ({ steps, script }) => {
-        const core = await import(script);
-        const page = globalThis as unknown as { mist: { client: unknown } };
-        const api = core.mistApi(page.mist.client);
-        try {
-          return await core.runSteps(api, steps);
-        } finally {
-          await api.close();
-        }
-      }, { steps, script: "/script.mjs" }),
-      "the page's script",
-      SCRIPT_MS,
-    );
-    const sockets = await tab.evaluate(() =>
-      (globalThis as unknown as { mist: { sockets: unknown[] } }).mist.sockets
-    );
-    f.context(`the page's sockets (offered protocols, selected): ${show(sockets)}`);
-    for (const error of pageErrors) f.add(`page error: ${error}`);
-    return records as ScriptRecord[];
-  } finally {
-    await tab.close();
-  }
+  await tab.goto(`${origin}/`);
+  await tab.waitForFunction(() => "mist" in globalThis);
+  const records = await within(
+    tab.evaluate(async ({ steps, script }) => {
+      const core = await import(script);
+      const page = globalThis as unknown as { mist: { client: unknown } };
+      const api = core.mistApi(page.mist.client);
+      try {
+        return await core.runSteps(api, steps);
+      } finally {
+        await api.close();
+      }
+    }, { steps, script: "/script.mjs" }),
+    "the page's script",
+    SCRIPT_MS,
+  );
+  const sockets = await tab.evaluate(() =>
+    (globalThis as unknown as { mist: { sockets: unknown[] } }).mist.sockets
+  );
+  f.context(`the page's sockets (offered protocols, selected): ${show(sockets)}`);
+  for (const error of pageErrors) f.add(`page error: ${error}`);
+  return records as ScriptRecord[];
 };
 
 const webviewStyle: RunClient = async (_shared, server, steps, f) => {
@@ -662,26 +675,23 @@ async function mistClientCell(
 ): Promise<void> {
   const f = new Findings();
   const mist = kind !== "upstream";
-  const server = mist ? await startMist(kind) : await startUpstream();
-  try {
-    const steps = mistClientSteps(row, mist);
-    const records = await run(shared, server, steps, f, mist ? {} : UPSTREAM_CLIENT_OPTIONS);
-    if (await checkBasics(f, records, server, row)) {
-      if (mist) {
-        const callback = at(records, "callback");
-        if (!callback?.ok || callback.result !== "Hello server") {
-          f.add(
-            `the server's call back into the client failed: ${
-              show(callback?.error ?? callback?.result)
-            }`,
-          );
-        }
+  await using server = mist ? await startMist(kind) : await startUpstream();
+  const steps = mistClientSteps(row, mist);
+  const records = await run(shared, server, steps, f, mist ? {} : UPSTREAM_CLIENT_OPTIONS);
+  if (await checkBasics(f, records, server, row)) {
+    if (mist) {
+      const callback = at(records, "callback");
+      if (!callback?.ok || callback.result !== "Hello server") {
+        f.add(
+          `the server's call back into the client failed: ${
+            show(callback?.error ?? callback?.result)
+          }`,
+        );
       }
-      checkMistClientReport(f, records);
     }
-  } finally {
-    await server.stop();
+    checkMistClientReport(f, records);
   }
+  await server.stop();
   checkServer(f, server);
   f.finish();
 }
@@ -694,16 +704,13 @@ async function upstreamClientCell(
   run: RunClient,
 ): Promise<void> {
   const f = new Findings();
-  const server = await startMist(face, IDLE_TIMEOUT_MS);
-  try {
-    const records = await run(shared, server, upstreamClientSteps(row), f, {});
-    if (await checkBasics(f, records, server, row)) {
-      checkIdle(f, records, server);
-      checkRawClientReport(f, records);
-    }
-  } finally {
-    await server.stop();
+  await using server = await startMist(face, IDLE_TIMEOUT_MS);
+  const records = await run(shared, server, upstreamClientSteps(row), f, {});
+  if (await checkBasics(f, records, server, row)) {
+    checkIdle(f, records, server);
+    checkRawClientReport(f, records);
   }
+  await server.stop();
   checkServer(f, server);
   f.finish();
 }
@@ -713,24 +720,18 @@ async function withUpstreamAndDenoClient(
   body: (client: Client, server: CellServer, f: Findings) => Promise<void>,
 ): Promise<void> {
   const f = new Findings();
-  const server = await startUpstream();
-  const client = new Client(server.url, {
-    ...UPSTREAM_CLIENT_OPTIONS,
-    secret: server.secretHex,
-    logger: quiet,
-  });
+  await using server = await startUpstream();
+  await using cleanup = new AsyncDisposableStack();
+  const client = denoClient(cleanup, server, UPSTREAM_CLIENT_OPTIONS);
   try {
-    try {
-      await client.opened({ timeoutMs: OPEN_MS });
-    } catch (error) {
-      f.add(`not connected: ${String(error)}`);
-      addRefusals(f, server);
-    }
-    if (client.state === "open") await body(client, server, f);
-  } finally {
-    await atMost(client.close(), 5000);
-    await server.stop();
+    await client.opened({ timeoutMs: OPEN_MS });
+  } catch (error) {
+    f.add(`not connected: ${String(error)}`);
+    addRefusals(f, server);
   }
+  if (client.state === "open") await body(client, server, f);
+  await cleanup.disposeAsync();
+  await server.stop();
   checkServer(f, server);
   f.finish();
 }
@@ -741,92 +742,88 @@ function byName(params: Record<string, unknown>): unknown[] {
 }
 
 Deno.test({
-  name: "interop matrix: Mist × upstream-style peers (one step per cell)",
-  // Steps share a browser and spawn processes; every one is stopped by PID in finally blocks.
+  name: "Client and serveLocal() interoperate with the upstream-style peers: one step per cell",
+  // Steps share a browser and spawn processes; `await using` stops each by its PID.
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
-    const shared = new Shared();
+    await using shared = new Shared();
     const cell = (name: string, fn: () => Promise<void>) =>
       t.step({ name, fn, sanitizeOps: false, sanitizeResources: false });
-    try {
-      const faces: [MistFace, string][] = [
-        ["mist", "Mist server"],
-        ["mist-node", "Mist server on Node"],
-      ];
-      for (const [face, column] of faces) {
-        await cell(
-          `${column} × Mist client on Deno`,
-          () => mistClientCell(shared, face, "deno", mistOnDeno),
-        );
-        await cell(
-          `${column} × Mist client on Node`,
-          () => mistClientCell(shared, face, "node", mistOnNode),
-        );
-        await cell(
-          `${column} × Mist client in Chromium`,
-          () => mistClientCell(shared, face, "chromium", mistInChromium),
-        );
-        await cell(
-          `${column} × webview-style client (idle, callback in flight)`,
-          () => upstreamClientCell(shared, face, "sky", webviewStyle),
-        );
-        await cell(
-          `${column} × Rust-style client (idle, callback in flight)`,
-          () => upstreamClientCell(shared, face, "rust", rustStyle),
-        );
-      }
+    const faces: [MistFace, string][] = [
+      ["mist", "Mist server"],
+      ["mist-node", "Mist server on Node"],
+    ];
+    for (const [face, column] of faces) {
       await cell(
-        "upstream-style server × Mist client on Deno",
-        () => mistClientCell(shared, "upstream", "deno", mistOnDeno),
+        `${column} × Mist client on Deno`,
+        () => mistClientCell(shared, face, "deno", mistOnDeno),
       );
       await cell(
-        "upstream-style server × Mist client on Node",
-        () => mistClientCell(shared, "upstream", "node", mistOnNode),
+        `${column} × Mist client on Node`,
+        () => mistClientCell(shared, face, "node", mistOnNode),
       );
       await cell(
-        "upstream-style server × Mist client in Chromium",
-        () => mistClientCell(shared, "upstream", "chromium", mistInChromium),
+        `${column} × Mist client in Chromium`,
+        () => mistClientCell(shared, face, "chromium", mistInChromium),
       );
       await cell(
-        "upstream-style server → Mist client on Deno: a 17 MiB reply arrives intact",
-        () =>
-          withUpstreamAndDenoClient(async (client, _server, f) => {
-            let result: unknown;
-            try {
-              result = await client.call("big", [BIG_BYTES], { timeoutMs: 20_000 });
-            } catch (error) {
-              return f.add(`the ${BIG_BYTES}-byte reply did not arrive: ${String(error)}`);
-            }
-            if (typeof result !== "string") return f.add(`"big" resolved with ${show(result)}`);
-            if (result.length !== BIG_BYTES || !/^x*$/.test(result)) {
-              f.add(`the reply arrived damaged: ${result.length} characters, not ${BIG_BYTES} "x"`);
-            }
-          }),
+        `${column} × webview-style client (idle, callback in flight)`,
+        () => upstreamClientCell(shared, face, "sky", webviewStyle),
       );
       await cell(
-        "upstream-style server ← Mist client on Deno: by-name params reach a by-name route",
-        () =>
-          withUpstreamAndDenoClient(async (client, server, f) => {
-            let result: unknown;
-            try {
-              result = await client.call("ext.get", byName({ extensionId: "vscode.git" }), {
-                timeoutMs: 5000,
-              });
-            } catch (error) {
-              return f.add(`client.call("ext.get", {extensionId}) failed: ${String(error)}`);
-            }
-            if (result !== "vscode.git") {
-              const requests = server.requests().filter((event) => event.method === "ext.get");
-              f.add(
-                `ext.get answered ${show(result)}, expected "vscode.git" (the route reads ` +
-                  `params.extensionId; the server got ${show(requests)})`,
-              );
-            }
-          }),
+        `${column} × Rust-style client (idle, callback in flight)`,
+        () => upstreamClientCell(shared, face, "rust", rustStyle),
       );
-    } finally {
-      await shared.dispose();
     }
+    await cell(
+      "upstream-style server × Mist client on Deno",
+      () => mistClientCell(shared, "upstream", "deno", mistOnDeno),
+    );
+    await cell(
+      "upstream-style server × Mist client on Node",
+      () => mistClientCell(shared, "upstream", "node", mistOnNode),
+    );
+    await cell(
+      "upstream-style server × Mist client in Chromium",
+      () => mistClientCell(shared, "upstream", "chromium", mistInChromium),
+    );
+    await cell(
+      "upstream-style server → Mist client on Deno: a 17 MiB reply arrives intact",
+      () =>
+        withUpstreamAndDenoClient(async (client, _server, f) => {
+          let result: unknown;
+          try {
+            result = await client.call("big", [BIG_BYTES], { timeoutMs: 20_000 });
+          } catch (error) {
+            return f.add(`the ${BIG_BYTES}-byte reply did not arrive: ${String(error)}`);
+          }
+          if (typeof result !== "string") return f.add(`"big" resolved with ${show(result)}`);
+          if (result.length !== BIG_BYTES || !/^x*$/.test(result)) {
+            f.add(`the reply arrived damaged: ${result.length} characters, not ${BIG_BYTES} "x"`);
+          }
+        }),
+    );
+    await cell(
+      "upstream-style server ← Mist client on Deno: by-name params reach a by-name route",
+      () =>
+        withUpstreamAndDenoClient(async (client, server, f) => {
+          let result: unknown;
+          try {
+            result = await client.call("ext.get", byName({ extensionId: "vscode.git" }), {
+              timeoutMs: 5000,
+            });
+          } catch (error) {
+            return f.add(`client.call("ext.get", {extensionId}) failed: ${String(error)}`);
+          }
+          if (result !== "vscode.git") {
+            const requests = server.requests().filter((event) => event.method === "ext.get");
+            f.add(
+              `ext.get answered ${show(result)}, expected "vscode.git" (the route reads ` +
+                `params.extensionId; the server got ${show(requests)})`,
+            );
+          }
+        }),
+    );
   },
 });

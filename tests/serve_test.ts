@@ -8,14 +8,20 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Client } from "../client.ts";
 import { DisconnectedError, RemoteError } from "../errors.ts";
 import { SharedSecret } from "../secret.ts";
 import { buildNode } from "../tools/build_node.ts";
 import { parseServeArgs, readSecret, UsageError } from "../tools/serve.ts";
-import { deferred, quiet, within } from "./_helpers.ts";
+import {
+  type Child,
+  connectTo,
+  deferred,
+  type Exit,
+  readyLine,
+  spawn,
+  within,
+} from "./_helpers.ts";
 
-const ROOT = new URL("..", import.meta.url);
 /** The permissions of the `serve` task in deno.json. */
 const TASK_FLAGS = ["run", "--allow-net=127.0.0.1,[::1]", "--allow-env=MIST_SECRET"];
 
@@ -57,136 +63,39 @@ function runnerTest(
 // ---------------------------------------------------------------------------------------------
 // Harness
 
-/** Accumulates a stream's text and lets a test wait for a substring to appear. */
-class Collector {
-  text = "";
-  readonly done: Promise<string>;
-  #waiters: { needle: string; resolve: () => void }[] = [];
-
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.done = this.#read(stream);
-  }
-
-  async #read(stream: ReadableStream<Uint8Array>): Promise<string> {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      this.text += chunk;
-      this.#waiters = this.#waiters.filter(({ needle, resolve }) =>
-        this.text.includes(needle) ? (resolve(), false) : true
-      );
-    }
-    return this.text;
-  }
-
-  /** Resolves once the text contains `needle`; rejects if the stream ends first. */
-  waitFor(needle: string): Promise<void> {
-    if (this.text.includes(needle)) return Promise.resolve();
-    const seen = new Promise<void>((resolve) => this.#waiters.push({ needle, resolve }));
-    const ended = this.done.then((text) => {
-      if (!text.includes(needle)) {
-        throw new Error(`Stream ended without ${JSON.stringify(needle)}: ${text}`);
-      }
-    });
-    return within(Promise.race([seen, ended]), JSON.stringify(needle));
-  }
-}
-
-/** The environment of the test process, with MIST_SECRET replaced or removed. */
-function envWith(secret: string | undefined): Record<string, string> {
-  const env = Deno.env.toObject();
-  delete env.MIST_SECRET;
-  if (secret !== undefined) env.MIST_SECRET = secret;
-  return env;
-}
-
-interface Exit {
-  code: number;
-  signal: Deno.Signal | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** A runner subprocess; `stop()` ends it (idempotent) and reports how it exited. */
-interface Runner {
-  child: Deno.ChildProcess;
-  url: string;
-  /** The secret to connect with: the generated one, or the one given. */
-  secret: string;
-  ready: Record<string, unknown>;
-  stderr: Collector;
-  exited: Promise<Exit>;
-  stop(signal?: Deno.Signal): Promise<Exit>;
-}
-
 /** `direct`: the runtime with the task's flags; `readme`: the README's `./deno task …` itself. */
 type Launch = "direct" | "readme";
 
-async function spawn(
+/** Spawns the runner, with MIST_SECRET set to `secret` when given (and unset otherwise). */
+async function spawnRunner(
   runtime: Runtime,
   args: string[],
   secret: string | undefined,
   launch: Launch = "direct",
-): Promise<{
-  child: Deno.ChildProcess;
-  stdout: Collector;
-  stderr: Collector;
-  exited: Promise<Exit>;
-}> {
+): Promise<Child> {
   const [program, before] = launch === "direct"
     ? await runtime.direct()
     : ["./deno", ["task", runtime.task]];
-  const programArgs = [...before, ...args];
-  const child = new Deno.Command(program, {
-    args: programArgs,
-    cwd: ROOT,
-    env: envWith(secret),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stdout = new Collector(child.stdout);
-  const stderr = new Collector(child.stderr);
-  const exited = (async () => {
-    const status = await child.status;
-    const [out, err] = await Promise.all([stdout.done, stderr.done]);
-    return { code: status.code, signal: status.signal, stdout: out, stderr: err };
-  })();
-  return { child, stdout, stderr, exited };
-}
-
-/** Ends a child: `signal` first, SIGKILL if it does not exit within the bound of `within`. */
-async function stopChild(
-  child: Deno.ChildProcess,
-  exited: Promise<Exit>,
-  signal: Deno.Signal,
-): Promise<Exit> {
-  try {
-    child.kill(signal);
-  } catch {
-    // Already exited.
-  }
-  try {
-    return await within(exited, "the runner to exit");
-  } catch (error) {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
-    }
-    await exited;
-    throw error;
-  }
+  return spawn(program, [...before, ...args], {
+    env: secret === undefined ? {} : { MIST_SECRET: secret },
+  });
 }
 
 /** Runs the runner to completion (for flags that must make it exit at once). */
 async function runToExit(runtime: Runtime, args: string[], secret?: string): Promise<Exit> {
-  const { child, exited } = await spawn(runtime, args, secret);
-  try {
-    return await within(exited, "the runner to exit by itself");
-  } catch (error) {
-    await stopChild(child, exited, "SIGKILL");
-    throw error;
-  }
+  await using child = await spawnRunner(runtime, args, secret);
+  return await within(child.exited, "the runner to exit by itself");
+}
+
+/**
+ * A runner that printed its ready line. `await using runner = await startRunner(…)` stops it
+ * when the test ends.
+ */
+interface Runner extends Child {
+  url: string;
+  /** The secret to connect with: the generated one, or the one given. */
+  secret: string;
+  ready: Record<string, string>;
 }
 
 /** Starts the runner and waits for its ready line. */
@@ -196,32 +105,9 @@ async function startRunner(
   secret?: string,
   launch: Launch = "direct",
 ): Promise<Runner> {
-  const { child, stdout, stderr, exited } = await spawn(runtime, args, secret, launch);
-  try {
-    await stdout.waitFor("\n");
-  } catch (error) {
-    await stopChild(child, exited, "SIGKILL");
-    throw new Error(`Runner did not start: ${stderr.text}`, { cause: error });
-  }
-  const ready = JSON.parse(stdout.text.split("\n")[0]);
-  return {
-    child,
-    url: ready.url,
-    secret: secret ?? ready.secret,
-    ready,
-    stderr,
-    exited,
-    stop: (signal = "SIGTERM") => stopChild(child, exited, signal),
-  };
-}
-
-function connect(runner: Runner): Client {
-  return new Client(runner.url, {
-    secret: runner.secret,
-    reconnect: false,
-    heartbeat: false,
-    logger: quiet,
-  });
+  const child = await spawnRunner(runtime, args, secret, launch);
+  const ready = await readyLine(child);
+  return { ...child, url: ready.url, secret: secret ?? ready.secret, ready };
 }
 
 const GIVEN_SECRET = "0123456789abcdef".repeat(4);
@@ -304,7 +190,7 @@ Deno.test("readSecret() never puts the value in its error", () => {
 // The runner as a subprocess: start-up
 
 runnerTest("serve prints one ready line with the url and the generated secret", async (runtime) => {
-  const runner = await startRunner(runtime);
+  await using runner = await startRunner(runtime);
   const exit = await runner.stop();
   assert.deepEqual(Object.keys(runner.ready).sort(), ["secret", "url"]);
   assert.match(runner.url, /^ws:\/\/127\.0\.0\.1:\d+\/$/);
@@ -314,15 +200,10 @@ runnerTest("serve prints one ready line with the url and the generated secret", 
 });
 
 runnerTest("serve prints no secret field when MIST_SECRET is set", async (runtime) => {
-  const runner = await startRunner(runtime, [], GIVEN_SECRET);
-  const client = connect(runner);
-  try {
-    assert.deepEqual(Object.keys(runner.ready), ["url"]);
-    assert.deepEqual(await client.call("echo", ["given"]), ["given"], "serves with that secret");
-  } finally {
-    await client.close();
-    await runner.stop();
-  }
+  await using runner = await startRunner(runtime, [], GIVEN_SECRET);
+  await using client = connectTo(runner.url, runner.secret);
+  assert.deepEqual(Object.keys(runner.ready), ["url"]);
+  assert.deepEqual(await client.call("echo", ["given"]), ["given"], "serves with that secret");
 });
 
 runnerTest("serve --help prints usage on stdout and exits 0", async (runtime) => {
@@ -360,28 +241,22 @@ runnerTest("serve exits 2 for a malformed MIST_SECRET without echoing it", async
 });
 
 runnerTest("serve exits 1 with one line on stderr when the port is taken", async (runtime) => {
-  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  try {
-    const exit = await runToExit(runtime, ["--port", String(taken.addr.port)]);
-    assert.equal(exit.code, 1);
-    assert.equal(exit.stdout, "");
-    assert.equal(exit.stderr.trimEnd().split("\n").length, 1, exit.stderr);
-    assert.match(exit.stderr, /^serve: .*(in use|EADDRINUSE)/i);
-  } finally {
-    taken.close();
-  }
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const exit = await runToExit(runtime, ["--port", String(taken.addr.port)]);
+  assert.equal(exit.code, 1);
+  assert.equal(exit.stdout, "");
+  assert.equal(exit.stderr.trimEnd().split("\n").length, 1, exit.stderr);
+  assert.match(exit.stderr, /^serve: .*(in use|EADDRINUSE)/i);
 });
 
 runnerTest("serve never writes the secret or a URL query to stderr", async (runtime) => {
-  const runner = await startRunner(runtime, ["--verbose"]);
-  const client = connect(runner);
-  try {
+  await using runner = await startRunner(runtime, ["--verbose"]);
+  {
+    await using client = connectTo(runner.url, runner.secret);
     assert.deepEqual(await client.call("echo", [1]), [1]);
     // A refused attempt that carries the secret in the query (not accepted by default).
     const socket = new WebSocket(`${runner.url}?secret=${runner.secret}`);
     await new Promise((resolve) => socket.addEventListener("close", resolve, { once: true }));
-  } finally {
-    await client.close();
   }
   const exit = await runner.stop();
   assert.match(exit.stderr, /Connection 1 opened/);
@@ -394,18 +269,13 @@ runnerTest("serve never writes the secret or a URL query to stderr", async (runt
 runnerTest(
   "serve applies --max-message-bytes: a larger message closes with 1009",
   async (runtime) => {
-    const runner = await startRunner(runtime, ["--max-message-bytes", "1024"]);
-    const client = connect(runner);
-    try {
-      await assert.rejects(client.call("echo", ["x".repeat(2048)]), (error: unknown) => {
-        assert.ok(error instanceof DisconnectedError);
-        assert.equal(error.closeCode, 1009);
-        return true;
-      });
-    } finally {
-      await client.close();
-      await runner.stop();
-    }
+    await using runner = await startRunner(runtime, ["--max-message-bytes", "1024"]);
+    await using client = connectTo(runner.url, runner.secret);
+    await assert.rejects(client.call("echo", ["x".repeat(2048)]), (error: unknown) => {
+      assert.ok(error instanceof DisconnectedError);
+      assert.equal(error.closeCode, 1009);
+      return true;
+    });
   },
 );
 
@@ -413,55 +283,50 @@ runnerTest(
 // The runner as a subprocess: demo methods over a real Client
 
 runnerTest("serve's demo methods answer a real Client", async (runtime, t) => {
-  const runner = await startRunner(runtime, [], GIVEN_SECRET);
-  const client = connect(runner);
-  try {
-    await t.step("echo returns its params", async () => {
-      assert.deepEqual(await client.call("echo", [1, "two", { three: [3] }]), [
-        1,
-        "two",
-        { three: [3] },
-      ]);
+  await using runner = await startRunner(runtime, [], GIVEN_SECRET);
+  await using client = connectTo(runner.url, runner.secret);
+  await t.step("echo returns its params", async () => {
+    assert.deepEqual(await client.call("echo", [1, "two", { three: [3] }]), [
+      1,
+      "two",
+      { three: [3] },
+    ]);
+  });
+  await t.step("sleep resolves with null", async () => {
+    assert.equal(await client.call("sleep", [10]), null);
+  });
+  await t.step("sleep rejects a bad duration", async () => {
+    for (const ms of [-1, 60_001, "5", null]) {
+      await assert.rejects(client.call("sleep", [ms]), RemoteError);
+    }
+  });
+  await t.step("fail rejects with a RemoteError carrying the message", async () => {
+    await assert.rejects(client.call("fail", ["Disk on fire"]), (error: unknown) => {
+      assert.ok(error instanceof RemoteError);
+      assert.equal(error.remoteMessage, "Disk on fire");
+      return true;
     });
-    await t.step("sleep resolves with null", async () => {
-      assert.equal(await client.call("sleep", [10]), null);
+  });
+  await t.step("an unknown method is answered Unknown method", async () => {
+    await assert.rejects(client.call("nope"), (error: unknown) => {
+      assert.ok(error instanceof RemoteError);
+      assert.equal(error.remoteMessage, 'Unknown method "nope"');
+      return true;
     });
-    await t.step("sleep rejects a bad duration", async () => {
-      for (const ms of [-1, 60_001, "5", null]) {
-        await assert.rejects(client.call("sleep", [ms]), RemoteError);
-      }
-    });
-    await t.step("fail rejects with a RemoteError carrying the message", async () => {
-      await assert.rejects(client.call("fail", ["Disk on fire"]), (error: unknown) => {
-        assert.ok(error instanceof RemoteError);
-        assert.equal(error.remoteMessage, "Disk on fire");
-        return true;
-      });
-    });
-    await t.step("an unknown method is answered Unknown method", async () => {
-      await assert.rejects(client.call("nope"), (error: unknown) => {
-        assert.ok(error instanceof RemoteError);
-        assert.equal(error.remoteMessage, 'Unknown method "nope"');
-        return true;
-      });
-    });
-    await t.step("stats counts notifications of any method, connections and calls", async () => {
-      const before = await client.call("stats") as Record<string, number>;
-      client.notify("anything", [1]);
-      client.notify("echo", [2]);
-      const after = await client.call("stats") as Record<string, number>;
-      assert.equal(after.notifications - before.notifications, 2);
-      assert.equal(after.calls - before.calls, 1);
-      assert.equal(after.connections, 1);
-    });
-    await t.step("callback calls the client's method and returns its answer", async () => {
-      client.registry.register("whoami", ([greeting]) => `${greeting}, client`);
-      assert.equal(await client.call("callback", ["whoami", ["hello"]]), "hello, client");
-    });
-  } finally {
-    await client.close();
-    await runner.stop();
-  }
+  });
+  await t.step("stats counts notifications of any method, connections and calls", async () => {
+    const before = await client.call("stats") as Record<string, number>;
+    client.notify("anything", [1]);
+    client.notify("echo", [2]);
+    const after = await client.call("stats") as Record<string, number>;
+    assert.equal(after.notifications - before.notifications, 2);
+    assert.equal(after.calls - before.calls, 1);
+    assert.equal(after.connections, 1);
+  });
+  await t.step("callback calls the client's method and returns its answer", async () => {
+    client.registry.register("whoami", ([greeting]) => `${greeting}, client`);
+    assert.equal(await client.call("callback", ["whoami", ["hello"]]), "hello, client");
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -469,21 +334,16 @@ runnerTest("serve's demo methods answer a real Client", async (runtime, t) => {
 
 /** Sends `signal` while a `sleep` is in flight; the sleep's result must still arrive. */
 async function shutdownWithSleepInFlight(runtime: Runtime, signal: Deno.Signal): Promise<void> {
-  const runner = await startRunner(runtime, [], GIVEN_SECRET);
-  const client = connect(runner);
-  try {
-    const sleeping = client.call("sleep", [500]);
-    // Requests start in arrival order: once echo is answered, sleep is running.
-    await client.call("echo", []);
-    const exit = runner.stop(signal);
-    assert.equal(await within(sleeping, "the sleep result"), null);
-    const { code } = await exit;
-    assert.equal(code, 0);
-    await runner.stderr.waitFor(`Shutting down (${signal})`);
-  } finally {
-    await client.close();
-    await runner.stop("SIGKILL");
-  }
+  await using runner = await startRunner(runtime, [], GIVEN_SECRET);
+  await using client = connectTo(runner.url, runner.secret);
+  const sleeping = client.call("sleep", [500]);
+  // Requests start in arrival order: once echo is answered, sleep is running.
+  await client.call("echo", []);
+  const exit = runner.stop(signal);
+  assert.equal(await within(sleeping, "the sleep result"), null);
+  const { code } = await exit;
+  assert.equal(code, 0);
+  await runner.stderr.waitFor(`Shutting down (${signal})`);
 }
 
 runnerTest("serve exits 0 on SIGTERM after an in-flight sleep finishes", async (runtime) => {
@@ -497,38 +357,34 @@ runnerTest("serve exits 0 on SIGINT after an in-flight sleep finishes", async (r
 runnerTest(
   "serve's shutdown waits for a handler still running when the signal arrives",
   async (runtime) => {
-    const runner = await startRunner(runtime, [], GIVEN_SECRET);
-    const client = connect(runner);
+    await using runner = await startRunner(runtime, [], GIVEN_SECRET);
+    await using client = connectTo(runner.url, runner.secret);
     const entered = deferred();
     const release = deferred<string>();
     client.registry.register("hold", () => {
       entered.resolve();
       return release.promise;
     });
-    try {
-      // The server's callback handler is running until the client answers "hold".
-      const answer = client.call("callback", ["hold", []]);
-      await within(entered.promise, "the callback to arrive");
-      // The peer, not the client's state: Client with reconnect: false stays "open" after a drop.
-      const closed = client.peer!.closed;
-      runner.child.kill("SIGTERM");
-      await runner.stderr.waitFor("Shutting down (SIGTERM)");
-      release.resolve("held");
-      assert.equal(await within(answer, "the callback's result"), "held");
-      const exit = await within(runner.exited, "the runner to exit");
-      assert.equal(exit.code, 0);
-      assert.equal((await within(closed, "the client to see the close")).code, 1001);
-    } finally {
-      release.resolve("");
-      await client.close();
-      await runner.stop("SIGKILL");
-    }
+    // Answered when the test ends, so that closing the client never waits on it.
+    using _release = { [Symbol.dispose]: () => release.resolve("") };
+    // The server's callback handler is running until the client answers "hold".
+    const answer = client.call("callback", ["hold", []]);
+    await within(entered.promise, "the callback to arrive");
+    // The peer, not the client's state: Client with reconnect: false stays "open" after a drop.
+    const closed = client.peer!.closed;
+    runner.kill("SIGTERM");
+    await runner.stderr.waitFor("Shutting down (SIGTERM)");
+    release.resolve("held");
+    assert.equal(await within(answer, "the callback's result"), "held");
+    const exit = await within(runner.exited, "the runner to exit");
+    assert.equal(exit.code, 0);
+    assert.equal((await within(closed, "the client to see the close")).code, 1001);
   },
 );
 
 runnerTest("serve's generated secrets differ between runs", async (runtime) => {
-  const [a, b] = await Promise.all([startRunner(runtime), startRunner(runtime)]);
-  await Promise.all([a.stop(), b.stop()]);
+  await using a = await startRunner(runtime);
+  await using b = await startRunner(runtime);
   assert.notEqual(a.secret, b.secret);
   assert.ok(SharedSecret.fromHex(a.secret));
 });
@@ -538,7 +394,7 @@ runnerTest(
   async (runtime) => {
     // npm's Node wrapper for deno does not forward signals; ./deno must run Deno itself, and
     // `deno task` passes them on to Node. serve:node builds first, quietly.
-    const runner = await startRunner(runtime, [], undefined, "readme");
+    await using runner = await startRunner(runtime, [], undefined, "readme");
     const exit = await runner.stop("SIGTERM");
     assert.equal(exit.code, 0);
     assert.equal(exit.stdout, `${JSON.stringify(runner.ready)}\n`, "nothing else on stdout");

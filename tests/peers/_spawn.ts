@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type Child, spawn } from "../_helpers.ts";
 
 const PEERS = new URL("./", import.meta.url);
 const DENO = Deno.execPath();
@@ -25,9 +26,14 @@ export class JsonLines {
   readonly items: Record<string, unknown>[] = [];
   #wakers = new Set<() => void>();
 
-  /** Adds a line and wakes the waiters. */
-  push(item: Record<string, unknown>): void {
-    this.items.push(item);
+  /** Adds a line (a blank one is skipped) and wakes the waiters. */
+  push(line: string): void {
+    if (line.trim() === "") return;
+    try {
+      this.items.push(JSON.parse(line));
+    } catch {
+      this.items.push({ text: line });
+    }
     for (const wake of [...this.#wakers]) wake();
   }
 
@@ -60,89 +66,32 @@ export class JsonLines {
   }
 }
 
-/** A running child process with its stdout read as JSON lines. */
-export interface Spawned {
-  readonly pid: number;
+/**
+ * A running child process (see `spawn` in `../_helpers.ts`) with its stdout read as JSON lines.
+ * `await using` ends it when the test ends.
+ */
+export interface Spawned extends Child {
   readonly lines: JsonLines;
-  /** Resolves with the exit status. */
-  readonly status: Promise<Deno.CommandStatus>;
-  /** Kills the child by its PID (if still running), waits for it and its pipes; stderr text. */
-  stop(): Promise<string>;
 }
 
 /**
- * Spawns `command` with piped stdout (JSON lines) and stderr; writes `input` to its stdin and
- * closes it (stdin is `null` without input).
+ * Spawns `command` with its stdout read as JSON lines (and collected, as stderr is); writes
+ * `input` to its stdin and closes it (stdin is `null` without input).
  *
  * @param command The program.
  * @param args Its arguments.
  * @param options Extra environment, stdin text.
  * @returns The handle.
  */
-export function spawn(
+export function spawnLines(
   command: string,
   args: string[],
   options: { env?: Record<string, string>; input?: string } = {},
 ): Spawned {
-  const child = new Deno.Command(command, {
-    args,
-    env: options.env,
-    stdin: options.input === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawn(command, args, options);
   const lines = new JsonLines();
-  const stdoutDone = readLines(child.stdout, lines);
-  const stderr = new Response(child.stderr).text();
-  if (options.input !== undefined) {
-    const writer = child.stdin.getWriter();
-    writer.write(new TextEncoder().encode(options.input))
-      .then(() => writer.close())
-      .catch(() => {}); // the child exited before reading: its status says why
-  }
-  let stopped: Promise<string> | undefined;
-  return {
-    pid: child.pid,
-    lines,
-    status: child.status,
-    stop() {
-      stopped ??= (async () => {
-        try {
-          child.kill("SIGKILL"); // by its PID; throws once it has exited
-        } catch {
-          // Already exited.
-        }
-        await child.status;
-        await stdoutDone;
-        return await stderr;
-      })();
-      return stopped;
-    },
-  };
-}
-
-async function readLines(stream: ReadableStream<Uint8Array>, into: JsonLines): Promise<void> {
-  let buffered = "";
-  const take = (line: string) => {
-    if (line.trim() === "") return;
-    try {
-      into.push(JSON.parse(line));
-    } catch {
-      into.push({ text: line });
-    }
-  };
-  try {
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffered += chunk;
-      for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
-        take(buffered.slice(0, end));
-        buffered = buffered.slice(end + 1);
-      }
-    }
-  } catch {
-    // The pipe broke with the process: keep what came.
-  }
-  take(buffered);
+  child.stdout.onLine((line) => lines.push(line));
+  return { ...child, lines };
 }
 
 /** Waits at most `ms` for `promise`; `undefined` when it did not settle in time. */
@@ -183,11 +132,11 @@ export async function runScript(
   steps: Step[],
   ms: number,
 ): Promise<ScriptRun> {
-  const child = spawn(command, args, { input: JSON.stringify(steps) });
-  const status = await atMost(child.status, ms);
-  const stderr = await child.stop();
+  await using child = spawnLines(command, args, { input: JSON.stringify(steps) });
+  const exit = await atMost(child.exited, ms);
+  const { stderr } = await child.stop("SIGKILL");
   const records = child.lines.items.filter((item) => typeof item.op === "string");
-  return { records: records as ScriptRecord[], stderr, code: status?.code };
+  return { records: records as ScriptRecord[], stderr, code: exit?.code };
 }
 
 /** The flags Node needs for a global `WebSocket` (Node 20: `--experimental-websocket`). */
@@ -201,8 +150,11 @@ export async function nodeFlags(): Promise<string[]> {
   return major < 22 ? ["--experimental-websocket", "--no-warnings"] : ["--no-warnings"];
 }
 
-/** A running upstream-style server (./upstream_server.mjs). */
-export interface UpstreamServer {
+/**
+ * A running upstream-style server (./upstream_server.mjs). `await using` kills it when the test
+ * ends.
+ */
+export interface UpstreamServer extends AsyncDisposable {
   readonly port: number;
   readonly url: string;
   /** Its event lines (connection, refused, notification, request, dropped, close). */
@@ -219,16 +171,23 @@ export interface UpstreamServer {
  * @throws {Error} No ready line within 10 s (its stderr is in the message).
  */
 export async function startUpstreamServer(secretHex: string): Promise<UpstreamServer> {
-  const child = spawn("node", [new URL("upstream_server.mjs", PEERS).pathname], {
+  const child = spawnLines("node", [new URL("upstream_server.mjs", PEERS).pathname], {
     env: { COCOON_WS_PORT: "0", PEER_ANY_PORT: "1", COCOON_WS_SECRET: secretHex },
   });
   const ready = await child.lines.next((line) => typeof line.port === "number", 10_000);
   if (!ready) {
-    const stderr = await child.stop();
+    const { stderr } = await child.stop("SIGKILL");
     throw new Error(`The upstream-style server printed no ready line within 10 s:\n${stderr}`);
   }
   const port = ready.port as number;
-  return { port, url: `ws://127.0.0.1:${port}/`, events: child.lines, stop: () => child.stop() };
+  const stop = async () => (await child.stop("SIGKILL")).stderr;
+  return {
+    port,
+    url: `ws://127.0.0.1:${port}/`,
+    events: child.lines,
+    stop,
+    [Symbol.asyncDispose]: async () => void await stop(),
+  };
 }
 
 /**
