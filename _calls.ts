@@ -13,6 +13,7 @@ import { checkInt } from "./_options.ts";
 import { Deadline } from "./_deadline.ts";
 import { tooBig } from "./_reply.ts";
 import type { CallOptions } from "./peer.ts";
+import { unsendable } from "./_values.ts";
 
 interface Pending {
   readonly method: string;
@@ -168,19 +169,28 @@ export class PendingCalls {
 }
 
 /**
- * Checks a call's or notification's arguments, as a caller without types may pass anything.
+ * Checks a call's or notification's arguments, as a caller without types may pass anything:
+ * the params must keep the value policy (`_values.ts`), so they arrive exactly as given.
  *
  * @param method The method as given.
  * @param params The params as given.
- * @throws {TypeError} `method` is not a string, or `params` neither an array nor an object.
+ * @param action What sends them, for the message.
+ * @throws {TypeError} `method` is not a string, `params` neither an array nor an object, or
+ *   holding a value JSON would change or reject (the message names its path).
  */
-export function checkCall(method: string, params: unknown): void {
+export function checkCall(
+  method: string,
+  params: unknown,
+  action: "call" | "notify" = "call",
+): void {
   if (typeof method !== "string") {
-    throw new TypeError(`Cannot call: method is ${typeof method}, not a string`);
+    throw new TypeError(`Cannot ${action}: method is ${typeof method}, not a string`);
   }
   if (typeof params !== "object" || params === null) {
-    throw new TypeError(`Cannot call "${method}": params is neither an array nor an object`);
+    throw new TypeError(`Cannot ${action} "${method}": params is neither an array nor an object`);
   }
+  const refused = unsendable(params, "params");
+  if (refused !== undefined) throw new TypeError(`Cannot ${action} "${method}": ${refused}`);
 }
 
 /**

@@ -8,11 +8,11 @@
 
 import { idKey, type Params, type RequestId } from "./envelope.ts";
 import type { Clock } from "./clock.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, RateLimitedLog } from "./log.ts";
 import type { HandlerContext, HandlerFn } from "./registry.ts";
 import type { Caller } from "./peer.ts";
 import { Deadline } from "./_deadline.ts";
-import { errorText, quoted } from "./_reply.ts";
+import { quoted, thrownText } from "./_reply.ts";
 
 /** A handler's context; the signal is made on first use since most handlers never read it. */
 class Context<Remote> implements HandlerContext<Remote> {
@@ -41,6 +41,11 @@ class Context<Remote> implements HandlerContext<Remote> {
     return this.#controller.signal;
   }
 
+  /** Whether the handler was told to stop (cancelled, drained, disconnected). */
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+
   abort(reason: unknown): void {
     if (this.#aborted) return;
     this.#aborted = true;
@@ -51,8 +56,8 @@ class Context<Remote> implements HandlerContext<Remote> {
 
 /**
  * Runs handlers and tracks those still running. Handlers start synchronously, in the order
- * `run()` is called, and run concurrently; a request's outcome goes to `reply`, a
- * notification's failure to the log.
+ * `run()` is called, and run concurrently; a request's outcome goes to `reply`. A handler that
+ * throws is logged at warn (rate-limited), or at debug when it was told to stop first.
  *
  * @example
  * ```ts ignore
@@ -67,6 +72,8 @@ export class RunningHandlers<Remote> {
   readonly #clock: Clock;
   /** Requests still running, by id key: those `$/cancel`, a drain or the close can abort. */
   readonly #running = new Map<number | string, Context<Remote>>();
+  /** Throwing handlers: the first few per interval, then a summary counted by method. */
+  readonly #failures: RateLimitedLog;
   #count = 0;
   #idle: (() => void) | undefined;
   #closed: unknown;
@@ -74,7 +81,7 @@ export class RunningHandlers<Remote> {
   /**
    * @param peer The `ctx.peer` of every handler.
    * @param reply Sends a request's outcome.
-   * @param logger Where a notification's failure is reported.
+   * @param logger Where a handler's failure is reported.
    * @param clock Where `drain()`'s timer comes from.
    */
   constructor(
@@ -87,6 +94,11 @@ export class RunningHandlers<Remote> {
     this.#reply = reply;
     this.#logger = logger;
     this.#clock = clock;
+    this.#failures = new RateLimitedLog((line) => logger.warn(line), {
+      clock,
+      summarize: (count, counts, seconds) =>
+        `${count} more handlers threw in the last ${seconds} s (${counts})`,
+    });
   }
 
   /** Handlers running, of requests and notifications. */
@@ -114,14 +126,14 @@ export class RunningHandlers<Remote> {
     try {
       result = handler(params, context);
     } catch (error) {
-      return this.#done(undefined, id, method, false, error);
+      return this.#done(context, undefined, id, method, false, error);
     }
     if (
       !(result instanceof Promise) &&
       (typeof result !== "object" || result === null ||
         typeof (result as PromiseLike<unknown>).then !== "function")
     ) {
-      return this.#done(undefined, id, method, true, result);
+      return this.#done(context, undefined, id, method, true, result);
     }
     // Only a handler still running can be cancelled or aborted, so only such a one is listed.
     const key = id === null ? undefined : idKey(id);
@@ -129,8 +141,8 @@ export class RunningHandlers<Remote> {
     // The handler itself closed the connection, before it was listed.
     if (this.#closed !== undefined) context.abort(this.#closed);
     (result as PromiseLike<unknown>).then(
-      (value) => this.#done(key, id, method, true, value),
-      (error) => this.#done(key, id, method, false, error),
+      (value) => this.#done(context, key, id, method, true, value),
+      (error) => this.#done(context, key, id, method, false, error),
     );
   }
 
@@ -173,6 +185,7 @@ export class RunningHandlers<Remote> {
   close(reason: unknown): void {
     this.#closed = reason;
     this.#abortAll(reason);
+    this.#failures.flush(); // its summary timer must not outlive the connection
   }
 
   #abortAll(reason: unknown): void {
@@ -180,6 +193,7 @@ export class RunningHandlers<Remote> {
   }
 
   #done(
+    context: Context<Remote>,
     key: number | string | undefined,
     id: RequestId | null,
     method: string,
@@ -189,7 +203,13 @@ export class RunningHandlers<Remote> {
     this.#count--;
     if (key !== undefined) this.#running.delete(key);
     if (this.#count === 0) this.#idle?.();
-    if (id !== null) return this.#reply(id, method, ok, value);
-    if (!ok) this.#logger.debug(`Notification ${quoted(method)} failed: ${errorText(value)}`);
+    if (!ok) {
+      const kind = id === null ? "Notification" : "Request";
+      const line = `${kind} handler ${quoted(method)} threw: ${thrownText(value)}`;
+      // A handler told to stop that throws its signal's reason is no news.
+      if (context.aborted || this.#closed !== undefined) this.#logger.debug(line);
+      else this.#failures.log(quoted(method), line);
+    }
+    if (id !== null) this.#reply(id, method, ok, value);
   }
 }

@@ -7,13 +7,15 @@
  * @module
  */
 
-import { encodeFailure, encodeSuccess, type RequestId } from "./envelope.ts";
+import { encodeFailure, encodeSuccess, errorCodeOf, type RequestId } from "./envelope.ts";
 import { logSafe } from "./log.ts";
 import { HELLO_METHOD } from "./_reserved.ts";
+import { unsendable } from "./_values.ts";
 
 /**
- * The reply frame to a finished handler: its result, or its error's message. A result that
- * cannot be encoded, or whose frame is over `maxBytes`, is replaced by an error saying so.
+ * The reply frame to a finished handler: its result, or what it threw (`thrownText`). A result
+ * the value policy refuses (`_values.ts`), or whose frame is over `maxBytes`, is replaced by an
+ * error saying so.
  *
  * @param id The request's id.
  * @param method The request's method, for the replacement's text.
@@ -42,9 +44,14 @@ export function replyFrame(
 ): string {
   let frame: string;
   try {
-    frame = ok ? encodeSuccess(id, value) : encodeFailure(id, errorText(value));
-  } catch (error) {
-    frame = encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${errorText(error)}`);
+    const refused = ok ? unsendable(value, "result", true) : undefined;
+    frame = refused !== undefined
+      ? encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${refused}`)
+      : ok
+      ? encodeSuccess(id, value)
+      : encodeFailure(id, thrownText(value));
+  } catch (error) { // a getter or a toJSON threw
+    frame = encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${thrownText(error)}`);
   }
   if (tooBig(frame, maxBytes)) {
     frame = encodeFailure(
@@ -89,6 +96,55 @@ export function quoted(method: string): string {
  */
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Longest JSON text of a thrown non-error object sent as the error message. */
+export const MAX_THROWN_JSON_CHARS = 500;
+
+const ERROR_NAME = /^[A-Za-z_$][\w$]{0,63}$/;
+
+/**
+ * The error message a caller gets for what a handler threw (PROTOCOL.md §4): an `Error`'s (or
+ * an object's) string `message`, prefixed `"<name>: "` when its `name` is an identifier other
+ * than `Error` (`TypeError: bad`) and the message is not one of Mist's coded forms; else the
+ * object's JSON, cut to 500 characters; else `String(value)`.
+ *
+ * @param value What the handler threw.
+ * @returns The message.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { thrownText } from "./_reply.ts";
+ * assert.equal(thrownText(new Error("Disk full")), "Disk full");
+ * assert.equal(thrownText(new TypeError("bad")), "TypeError: bad");
+ * assert.equal(thrownText({ code: 7 }), '{"code":7}');
+ * assert.equal(thrownText("plain"), "plain");
+ * ```
+ */
+export function thrownText(value: unknown): string {
+  try {
+    if (typeof value !== "object" || value === null) return String(value);
+    const { message, name } = value as { message?: unknown; name?: unknown };
+    if (typeof message === "string") {
+      const named = typeof name === "string" && name !== "Error" && ERROR_NAME.test(name);
+      if (message === "") return named ? name : "Error";
+      return named && errorCodeOf(message) === undefined ? `${name}: ${message}` : message;
+    }
+    const json = JSON.stringify(value);
+    if (typeof json === "string") {
+      return json.length > MAX_THROWN_JSON_CHARS
+        ? `${json.slice(0, MAX_THROWN_JSON_CHARS)}…(+${json.length - MAX_THROWN_JSON_CHARS} chars)`
+        : json;
+    }
+  } catch {
+    // a getter threw, a cycle or a bigint: fall back to its string form
+  }
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value); // no toString: `[object Object]`
+  }
 }
 
 /**

@@ -10,6 +10,9 @@
 
 import { type ErrorCode, errorCodeOf } from "./envelope.ts";
 
+/** The `"<Name>: "` prefix of a handler's error message (PROTOCOL.md §4). */
+const REMOTE_NAME = /^([A-Za-z_$][\w$]{0,63}): /;
+
 /**
  * The peer ran the method and answered with an error.
  *
@@ -22,6 +25,7 @@ import { type ErrorCode, errorCodeOf } from "./envelope.ts";
  * assert.equal(error.remoteMessage, "Disk full");
  * assert.equal(error.code, undefined); // the handler's own error
  * assert.equal(new RemoteError("x", 'Unknown method "x"').code, "unknown-method");
+ * assert.equal(new RemoteError("open", "NotFound: no such file").remoteName, "NotFound");
  * ```
  */
 export class RemoteError extends Error {
@@ -34,6 +38,13 @@ export class RemoteError extends Error {
    * params…; PROTOCOL.md lists them), `undefined` for a handler's own error.
    */
   readonly code: ErrorCode | undefined;
+  /**
+   * The name of the error the handler threw, read from the message's `"<Name>: "` prefix
+   * (`TypeError: bad` → `"TypeError"`; PROTOCOL.md §4). `undefined` for a plain `Error`, a
+   * thrown non-error and Mist's own errors. A seed peer's message that itself starts with a
+   * word and `": "` reads the same way.
+   */
+  readonly remoteName: string | undefined;
 
   /**
    * Creates the instance.
@@ -47,6 +58,7 @@ export class RemoteError extends Error {
     this.method = method;
     this.remoteMessage = remoteMessage;
     this.code = errorCodeOf(remoteMessage);
+    this.remoteName = this.code === undefined ? REMOTE_NAME.exec(remoteMessage)?.[1] : undefined;
   }
 }
 

@@ -274,7 +274,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
    * Calls a method on the other side.
    *
    * @param method The wire name.
-   * @param params Positional (array) or by-name (object) parameters, JSON-serialisable.
+   * @param params Positional (array) or by-name (object) parameters: plain JSON values.
    * @param options Cancellation and timeout.
    * @returns The result the other side returned.
    * @throws {RemoteError} The handler failed, or the method is unknown there.
@@ -282,7 +282,8 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
    * @throws {NotNegotiatedError} With `requireHello`, the other side has not said `$/hello`.
    * @throws {LimitError} `too-many-pending` or `message-too-big` (nothing was sent).
    * @throws {DOMException} `TimeoutError` after `timeoutMs`; an aborted `signal`'s reason.
-   * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
+   * @throws {TypeError} `method` is not a string, `params` not an array/object, or holding a value
+   *   JSON would change or reject (a `Date`, a `Map`, `undefined`, `NaN`…; README, "Values").
    */
   call<M extends keyof Remote & string>(
     method: M,
@@ -307,10 +308,11 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
    * Sends a notification: the other side runs the handler and never replies.
    *
    * @param method The wire name.
-   * @param params Positional (array) or by-name (object) parameters, JSON-serialisable.
+   * @param params Positional (array) or by-name (object) parameters: plain JSON values.
    * @throws {DisconnectedError} The connection is closed.
    * @throws {LimitError} `message-too-big`, or `overloaded` when the send queue is full.
-   * @throws {TypeError} `method` is not a string, `params` not an array/object or not serialisable.
+   * @throws {TypeError} `method` is not a string, `params` not an array/object, or holding a value
+   *   JSON would change or reject (README, "Values").
    */
   notify<M extends keyof Remote & string>(method: M, ...args: NotifyArgs<Remote, M>): void;
   notify(method: string, params: unknown = []): void {
@@ -321,7 +323,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
         method,
       );
     }
-    checkCall(method, params);
+    checkCall(method, params, "notify");
     const frame = encodeNotification(method, params as Params);
     checkSize(frame, "notify", method, this.#maxMessageBytes);
     if (this.#out.length >= this.#maxPending) {

@@ -149,7 +149,8 @@ Deno.test("Client.registry answers a server handler calling back through ctx.pee
   assert.equal(await client.call("callback", ["double", [21]]), 42);
   await assert.rejects(client.call("callback", ["missing", []]), {
     name: "RemoteError",
-    remoteMessage: 'Remote "missing" failed: Unknown method "missing"',
+    remoteMessage: 'RemoteError: Remote "missing" failed: Unknown method "missing"',
+    remoteName: "RemoteError",
   });
   await stop(t, client);
 });

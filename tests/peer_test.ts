@@ -119,6 +119,123 @@ Deno.test("Peer.call() rejects with RemoteError carrying the thrown message", as
   await finish(a, b);
 });
 
+class NotFound extends Error {
+  override name = "NotFound";
+}
+
+Deno.test("Peer answers what a handler threw with a useful message; an error's name survives as a prefix", async () => {
+  const cyclic: Record<string, unknown> = { reason: "loop" };
+  cyclic.self = cyclic;
+  const cases: [string, () => unknown, string, string | undefined][] = [
+    ["Error", () => new Error("Disk full"), "Disk full", undefined],
+    ["TypeError", () => new TypeError("bad"), "TypeError: bad", "TypeError"],
+    ["subclass", () => new NotFound("no such file"), "NotFound: no such file", "NotFound"],
+    [
+      "DOMException",
+      () => new DOMException("gone", "AbortError"),
+      "AbortError: gone",
+      "AbortError",
+    ],
+    ["empty message", () => new RangeError(""), "RangeError", undefined],
+    ["empty Error", () => new Error(), "Error", undefined],
+    ["odd name", () => Object.assign(new Error("m"), { name: "not a name" }), "m", undefined],
+    [
+      "error-like object",
+      () => ({ name: "Busy", message: "try later" }),
+      "Busy: try later",
+      "Busy",
+    ],
+    ["object with message", () => ({ message: "plain object" }), "plain object", undefined],
+    ["object", () => ({ code: 7, path: ["a"] }), '{"code":7,"path":["a"]}', undefined],
+    [
+      "long object",
+      () => ({ text: "x".repeat(600) }),
+      `{"text":"${"x".repeat(491)}…(+111 chars)`,
+      undefined,
+    ],
+    ["cyclic object", () => cyclic, "[object Object]", undefined],
+    [
+      "null-prototype object",
+      () => Object.assign(Object.create(null), { n: 1n }),
+      "[object Object]",
+      undefined,
+    ],
+    ["string", () => "plain", "plain", undefined],
+    ["number", () => 42, "42", undefined],
+    ["undefined", () => undefined, "undefined", undefined],
+    [
+      "coded form",
+      () => new TypeError('Invalid params for "m": [0]: Expected number'),
+      'Invalid params for "m": [0]: Expected number',
+      undefined,
+    ],
+  ];
+  const registry = new HandlerRegistry();
+  for (const [name, make] of cases) {
+    registry.register(`sync ${name}`, () => {
+      throw make();
+    });
+    registry.register(`async ${name}`, () => Promise.reject(make()));
+  }
+  await using peers = pair(registry);
+  const { a, b } = peers;
+  for (const [name, , message, remoteName] of cases) {
+    for (const kind of ["sync", "async"]) {
+      await assert.rejects(b.call(`${kind} ${name}`), (error: unknown) => {
+        assert.ok(error instanceof RemoteError, name);
+        assert.equal(error.remoteMessage, message, name);
+        assert.equal(error.remoteName, remoteName, name);
+        return true;
+      });
+    }
+  }
+  await finish(a, b);
+});
+
+Deno.test("Peer logs throwing handlers at warn, rate-limited and escaped; a stopped handler's at debug", async () => {
+  const lines: string[] = [];
+  const clock = new FakeClock();
+  const gate = deferred<void>();
+  const [ta, tb] = memoryPair();
+  const a = new Peer(ta, {
+    clock,
+    logger: consoleLogger("debug", (line) => lines.push(line)),
+    registry: new HandlerRegistry()
+      .register("bad\nWARN forged", () => {
+        throw new TypeError("line\nbreak");
+      })
+      .register("stopped", async (_params, ctx) => {
+        gate.resolve();
+        await new Promise((_resolve, reject) => ctx.signal.addEventListener("abort", reject));
+      }),
+  });
+  const b = new Peer(tb, { logger: quiet });
+  for (let i = 0; i < 12; i++) await assert.rejects(b.call("bad\nWARN forged"), RemoteError);
+  b.notify("bad\nWARN forged");
+  await turn();
+  const warned = lines.filter((line) => line.includes("WARN") && line.includes("threw"));
+  assert.equal(warned.length, 10, lines.join("\n")); // the burst; the rest are counted
+  assert.match(
+    warned[0],
+    /Request handler "bad\\nWARN forged" threw: TypeError: line\\nbreak$/,
+  );
+  await b.hello(); // so that b tells a when it gives up on a call
+  const stopped = b.call("stopped", [], { timeoutMs: 1 });
+  await gate.promise;
+  await assert.rejects(stopped, { name: "TimeoutError" }); // $/cancel fires the handler's signal
+  await turn();
+  assert.ok(
+    lines.some((line) => /DEBUG.*Request handler "stopped" threw/.test(line)),
+    lines.join("\n"),
+  );
+  b.close();
+  await a.closed;
+  const summary = lines.at(-1)!;
+  assert.match(summary, /WARN.*3 more handlers threw in the last \d+ s \("bad\\nWARN forged": 3\)/);
+  assert.ok(lines.every((line) => !line.includes("\n")));
+  assert.equal(clock.pending.length, 0, "no timer left");
+});
+
 Deno.test("Peer.call() rejects with RemoteError 'Unknown method' for an unregistered method", async () => {
   await using peers = pair();
   const { a, b } = peers;
