@@ -22,7 +22,7 @@
  */
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { type BrowserContext, chromium } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { Client, type ClientOptions } from "../client.ts";
 import type { Logger } from "../log.ts";
 import type { Peer } from "../peer.ts";
@@ -31,6 +31,7 @@ import { type LocalServer, serveLocal } from "../server.ts";
 import { build } from "../tools/build.ts";
 import { createDemoRegistry } from "../tools/demo_handlers.ts";
 import { quiet, within } from "./_helpers.ts";
+import { ensureChromium, launchChromium } from "./_chromium.ts";
 import { startNodeServer } from "./fixtures/node_harness.ts";
 import { mistApi, runSteps } from "./peers/_script.mjs";
 import {
@@ -43,8 +44,6 @@ import {
   type Step,
 } from "./peers/_spawn.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const ENSURE_CHROMIUM = new URL("../tools/ensure_chromium.sh", import.meta.url);
 const PAGE = new URL("./fixtures/browser_page.html", import.meta.url);
 const SCRIPT_CORE = new URL("./peers/_script.mjs", import.meta.url);
 
@@ -547,29 +546,9 @@ class Shared implements AsyncDisposable {
 
   browser(): Promise<BrowserContext> {
     this.#browser ??= (async () => {
-      const { success, stderr } = await new Deno.Command("sh", {
-        args: [ENSURE_CHROMIUM.pathname],
-        stdout: "null",
-        stderr: "piped",
-      }).output();
-      assert.ok(success, `Chromium is required: ${new TextDecoder().decode(stderr)}`);
+      await ensureChromium();
       const profile = await Deno.makeTempDir({ prefix: "mist-interop-chromium-" });
-      const context = await chromium.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        timeout: 15_000,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-          "--disable-quic",
-        ],
-      });
-      context.setDefaultTimeout(15_000);
+      const context = await launchChromium(profile);
       return { context, profile };
     })();
     return this.#browser.then(({ context }) => context);
