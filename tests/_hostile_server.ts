@@ -128,16 +128,13 @@ export class Reader {
 }
 
 /**
- * A one-connection server on 127.0.0.1: reads the request head, answers it with `head(accept)`
- * (a valid 101 by default; bytes are written as given, so frames may ride in the same write)
- * and runs `script`. `done` settles after the script, with its error.
- * `await using server = hostileServer(…)` stops listening, closes the connection and waits for
- * the script when the test ends (a test that passed has awaited `done` already).
+ * A one-connection TCP server on 127.0.0.1; `serve` gets the accepted connection, which is
+ * closed after it. `await using tcp = oneConnectionServer(…)` stops listening, closes the
+ * connection and waits (briefly) for `serve` when the test ends.
  */
-export function hostileServer(
-  script: (conn: Deno.Conn, reader: Reader) => Promise<void>,
-  head: (accept: string) => string | Uint8Array = upgradeHead,
-): { url: string; done: Promise<void> } & AsyncDisposable {
+export function oneConnectionServer(
+  serve: (conn: Deno.Conn) => Promise<void>,
+): { port: number; done: Promise<void> } & AsyncDisposable {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let listening = true;
   const stopListening = () => {
@@ -149,12 +146,7 @@ export function hostileServer(
     const conn = accepted = await listener.accept();
     stopListening();
     try {
-      const reader = new Reader(conn);
-      const request = await reader.head();
-      const key = /sec-websocket-key: (\S+)/i.exec(request)?.[1] ?? "";
-      const response = head(await acceptFor(key));
-      await writeAll(conn, typeof response === "string" ? encoder.encode(response) : response);
-      await script(conn, reader);
+      await serve(conn);
     } finally {
       try {
         conn.close();
@@ -163,7 +155,7 @@ export function hostileServer(
   })();
   done.catch(() => {}); // a test that fails first must not also die of an unhandled rejection
   return {
-    url: `ws://127.0.0.1:${listener.addr.port}/`,
+    port: listener.addr.port,
     done,
     async [Symbol.asyncDispose]() {
       // No client came: the accept fails. A script still waiting: its reads and writes fail.
@@ -177,6 +169,32 @@ export function hostileServer(
       await Promise.race([done.catch(() => {}), waited]);
       clearTimeout(timer);
     },
+  };
+}
+
+/**
+ * A one-connection WebSocket server on 127.0.0.1: reads the request head, answers it with
+ * `head(accept)` (a valid 101 by default; bytes are written as given, so frames may ride in the
+ * same write) and runs `script`. `done` settles after the script, with its error.
+ * `await using server = hostileServer(…)` stops listening, closes the connection and waits for
+ * the script when the test ends (a test that passed has awaited `done` already).
+ */
+export function hostileServer(
+  script: (conn: Deno.Conn, reader: Reader) => Promise<void>,
+  head: (accept: string) => string | Uint8Array = upgradeHead,
+): { url: string; done: Promise<void> } & AsyncDisposable {
+  const tcp = oneConnectionServer(async (conn) => {
+    const reader = new Reader(conn);
+    const request = await reader.head();
+    const key = /sec-websocket-key: (\S+)/i.exec(request)?.[1] ?? "";
+    const response = head(await acceptFor(key));
+    await writeAll(conn, typeof response === "string" ? encoder.encode(response) : response);
+    await script(conn, reader);
+  });
+  return {
+    url: `ws://127.0.0.1:${tcp.port}/`,
+    done: tcp.done,
+    [Symbol.asyncDispose]: () => tcp[Symbol.asyncDispose](),
   };
 }
 

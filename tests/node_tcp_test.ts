@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { connectNode, isNodeTcpSupported, type NodeNet } from "../_socket/node_tcp.ts";
 import { replaced, within, writeAll } from "./_helpers.ts";
+import { oneConnectionServer } from "./_hostile_server.ts";
 
 const nodeNet = net as unknown as NodeNet;
 const STEP_MS = 10_000;
@@ -18,50 +19,8 @@ function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
   return within(promise, what, STEP_MS);
 }
 
-/**
- * A one-connection server; `serve` gets the accepted connection. `await using tcp = server(…)`
- * stops listening, closes the connection and waits for `serve` when the test ends.
- */
-function server(serve: (conn: Deno.Conn) => Promise<void>): {
-  port: number;
-  done: Promise<void>;
-} & AsyncDisposable {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  let listening = true;
-  const stopListening = () => {
-    if (listening) listener.close();
-    listening = false;
-  };
-  let accepted: Deno.Conn | undefined;
-  const done = (async () => {
-    const conn = accepted = await listener.accept();
-    stopListening();
-    try {
-      await serve(conn);
-    } finally {
-      try {
-        conn.close();
-      } catch { /* closed already */ }
-    }
-  })();
-  done.catch(() => {}); // a test that fails first must not also die of an unhandled rejection
-  return {
-    port: listener.addr.port,
-    done,
-    async [Symbol.asyncDispose]() {
-      // No client came: the accept fails. A script still waiting: its reads and writes fail.
-      stopListening();
-      try {
-        accepted?.close();
-      } catch { /* closed already */ }
-      // A script waiting on something else (a test that failed first) is not waited for long.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const waited = new Promise<void>((resolve) => timer = setTimeout(resolve, 1000));
-      await Promise.race([done.catch(() => {}), waited]);
-      clearTimeout(timer);
-    },
-  };
-}
+/** A one-connection server; `serve` gets the accepted connection. */
+const server = oneConnectionServer;
 
 function pattern(length: number): Uint8Array {
   const bytes = new Uint8Array(length);
