@@ -754,3 +754,41 @@ export function nagleLine({ alone, afterNote }: NagleTiming): string {
   return `notification then call ${afterNote.toFixed(2)} ms, call alone ${alone.toFixed(2)} ms ` +
     `(medians of 50) = ${(afterNote / alone).toFixed(2)}×`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Commands run to completion
+
+/** What a finished command printed, and its exit code. */
+export interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs a command to completion (stdin closed, output collected); killed, and so failing, after
+ * `timeoutMs`.
+ */
+export async function runToEnd(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string | URL; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<Output> {
+  const decoder = new TextDecoder();
+  const { code, stdout, stderr } = await new Deno.Command(command, {
+    args: [...args],
+    cwd: options.cwd,
+    env: options.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
+  }).output();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/** Asserts a command exited 0, showing its output when it did not. */
+export function succeeded(output: Output, what: string): Output {
+  assert.equal(output.code, 0, `${what} failed:\n${output.stdout}\n${output.stderr}`);
+  return output;
+}

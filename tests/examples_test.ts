@@ -12,13 +12,13 @@ import assert from "node:assert/strict";
 import { build } from "../tools/build.ts";
 import { checkMarkdown, codeBlocks, region } from "../tools/check_readme.ts";
 import { ensureChromium, launchChromium } from "./_chromium.ts";
+import { type Output, runToEnd, succeeded } from "./_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const ROOT_PATH = decodeURIComponent(ROOT.pathname).replace(/\/$/, "");
 const README = new URL("README.md", ROOT);
 const COMMAND_TIMEOUT_MS = 60_000;
 const READY_TIMEOUT_MS = 15_000;
-const text = new TextDecoder();
 
 /** The commands, exactly as README.md shows them (after `MIST_URL=… MIST_SECRET=…`). */
 const COMMANDS = {
@@ -36,25 +36,14 @@ function argv(command: string): [string, string[]] {
   return [program === "./deno" || program === "deno" ? Deno.execPath() : program, args];
 }
 
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command line to completion from the root; killed (and failing) after the timeout. */
-async function run(command: string, env: Record<string, string> = {}): Promise<Output> {
+function run(command: string, env: Record<string, string> = {}): Promise<Output> {
   const [program, args] = argv(command);
-  const { code, stdout, stderr } = await new Deno.Command(program, {
-    args,
+  return runToEnd(program, args, {
     cwd: ROOT_PATH,
     env: { NO_COLOR: "1", ...env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+    timeoutMs: COMMAND_TIMEOUT_MS,
+  });
 }
 
 /** A long-running command whose stdout lines are collected; `await using` ends it by its PID. */
@@ -161,10 +150,7 @@ async function startRunner(): Promise<Running & { url: string; secret: string }>
   }
 }
 
-function ok(output: Output, what: string): Output {
-  assert.equal(output.code, 0, `${what} failed:\n${output.stdout}\n${output.stderr}`);
-  return output;
-}
+const ok = succeeded;
 
 Deno.test("README.md shows each example's command as the test runs it", async () => {
   const readme = await Deno.readTextFile(README);

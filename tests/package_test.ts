@@ -13,11 +13,10 @@ import assert from "node:assert/strict";
 import { SharedSecret } from "../secret.ts";
 import { buildNpm, NPM_EXAMPLE, type NpmBuild } from "../tools/build_node.ts";
 import { atMost, spawnLines } from "./peers/_spawn.ts";
-import { connectTo, tempDir } from "./_helpers.ts";
+import { connectTo, type Output, runToEnd, succeeded, tempDir } from "./_helpers.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const COMMAND_TIMEOUT_MS = 60_000;
-const text = new TextDecoder();
 
 /** The version pinned in the project, which the package must depend on. */
 const WS_VERSION: string = JSON.parse(
@@ -31,35 +30,17 @@ const STATIC_NODE_OR_WS = /^\s*(?:import|export)\b[^;]*?["'](?:node:[^"']*|ws)["
 const PACKED =
   /^(LICENSE|README\.md|package\.json|mist_client\.(js|d\.ts)|mist_server\.d\.ts|node\/(client|server|chunk-[\w-]+)\.js|types\/[\w/]+\.d\.ts)$/;
 
-interface Output {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs a command to completion in `cwd`; killed (and failing) after the timeout. */
-async function run(
+function run(
   command: string,
   args: string[],
   cwd: string,
   env?: Record<string, string>,
 ): Promise<Output> {
-  const { code, stdout, stderr } = await new Deno.Command(command, {
-    args,
-    cwd,
-    env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(COMMAND_TIMEOUT_MS),
-  }).output();
-  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+  return runToEnd(command, args, { cwd, env, timeoutMs: COMMAND_TIMEOUT_MS });
 }
 
-function ok(output: Output, what: string): Output {
-  assert.equal(output.code, 0, `${what} failed:\n${output.stdout}\n${output.stderr}`);
-  return output;
-}
+const ok = succeeded;
 
 /** npm's own warnings on stderr ("npm warn …", "npm WARN …"). */
 function npmWarnings(stderr: string): string[] {
