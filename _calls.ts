@@ -13,7 +13,8 @@ import { checkInt } from "./_options.ts";
 import { Deadline } from "./_deadline.ts";
 import { tooBig } from "./_reply.ts";
 import type { CallOptions } from "./peer.ts";
-import { unsendable } from "./_values.ts";
+import { hadBytes, unsendable } from "./_values.ts";
+import { toBinary } from "./_binary.ts";
 
 interface Pending {
   readonly method: string;
@@ -33,8 +34,10 @@ export interface PendingCallsOptions {
   readonly defaultTimeoutMs: number | undefined;
   /** Where the timeouts' timers come from. */
   readonly clock: Clock;
-  /** Writes a request frame. */
-  readonly send: (frame: string) => void;
+  /** Whether the other side takes binary messages (it negotiated them). */
+  readonly bytesOk: () => boolean;
+  /** Writes a request frame of the call `id`. */
+  readonly send: (frame: string | Uint8Array, id: number) => void;
   /** Called after a call gave up (timeout or abort), to tell the other side. */
   readonly abandoned: (id: number) => void;
 }
@@ -77,7 +80,7 @@ export class PendingCalls {
   call(method: string, params: Params, options: CallOptions): Promise<unknown> {
     // What the executor throws (a wrong argument, a too big frame) rejects the promise.
     return new Promise((resolve, reject) => {
-      checkCall(method, params);
+      const bytes = checkCall(method, params, "call", this.#options.bytesOk());
       const { signal } = options;
       if (signal?.aborted) return reject(signal.reason);
       const { maxPendingCalls, maxMessageBytes } = this.#options;
@@ -90,7 +93,9 @@ export class PendingCalls {
         );
       }
       const id = this.#nextId++;
-      const frame = encodeRequest(id, method, params);
+      const frame = bytes
+        ? toBinary(params, (json) => encodeRequest(id, method, json as Params))
+        : encodeRequest(id, method, params);
       checkSize(frame, "call", method, maxMessageBytes);
       const timeoutMs = options.timeoutMs ?? this.#options.defaultTimeoutMs;
       // Only a call with a timeout or a signal pays for a deadline.
@@ -104,7 +109,7 @@ export class PendingCalls {
         });
       }
       this.#pending.set(id, { method, resolve, reject, deadline });
-      this.#options.send(frame);
+      this.#options.send(frame, id);
     });
   }
 
@@ -175,6 +180,8 @@ export class PendingCalls {
  * @param method The method as given.
  * @param params The params as given.
  * @param action What sends them, for the message.
+ * @param bytesOk Whether the other side takes binary messages.
+ * @returns Whether the params hold bytes (they go as a binary message).
  * @throws {TypeError} `method` is not a string, `params` neither an array nor an object, or
  *   holding a value JSON would change or reject (the message names its path).
  */
@@ -182,19 +189,25 @@ export function checkCall(
   method: string,
   params: unknown,
   action: "call" | "notify" = "call",
-): void {
+  bytesOk = false,
+): boolean {
   if (typeof method !== "string") {
     throw new TypeError(`Cannot ${action}: method is ${typeof method}, not a string`);
   }
-  if (typeof params !== "object" || params === null) {
+  if (
+    typeof params !== "object" || params === null || ArrayBuffer.isView(params) ||
+    params instanceof ArrayBuffer
+  ) {
     throw new TypeError(`Cannot ${action} "${method}": params is neither an array nor an object`);
   }
-  const refused = unsendable(params, "params");
+  const refused = unsendable(params, "params", false, bytesOk);
   if (refused !== undefined) throw new TypeError(`Cannot ${action} "${method}": ${refused}`);
+  return hadBytes();
 }
 
 /**
- * Checks an outgoing frame against the message limit before it is sent.
+ * Checks an outgoing frame against the message limit before it is sent; a binary message counts
+ * all its sections.
  *
  * @param frame The encoded request or notification.
  * @param action What sends it, for the message.
@@ -203,12 +216,12 @@ export function checkCall(
  * @throws {LimitError} `message-too-big`.
  */
 export function checkSize(
-  frame: string,
+  frame: string | Uint8Array,
   action: "call" | "notify",
   method: string,
   maxBytes: number,
 ): void {
-  if (tooBig(frame, maxBytes)) {
+  if (typeof frame === "string" ? tooBig(frame, maxBytes) : frame.byteLength > maxBytes) {
     throw new LimitError(
       "message-too-big",
       `Cannot ${action} "${method}": message over ${maxBytes} bytes (maxMessageBytes)`,

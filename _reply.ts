@@ -10,19 +10,21 @@
 import { encodeFailure, encodeSuccess, errorCodeOf, type RequestId } from "./envelope.ts";
 import { logSafe } from "./log.ts";
 import { HELLO_METHOD } from "./_reserved.ts";
-import { unsendable } from "./_values.ts";
+import { hadBytes, unsendable } from "./_values.ts";
+import { toBinary } from "./_binary.ts";
 
 /**
  * The reply frame to a finished handler: its result, or what it threw (`thrownText`). A result
  * the value policy refuses (`_values.ts`), or whose frame is over `maxBytes`, is replaced by an
- * error saying so.
+ * error saying so. A result holding bytes, toward a peer that takes them, is a binary message.
  *
  * @param id The request's id.
  * @param method The request's method, for the replacement's text.
  * @param ok Whether the handler returned rather than threw.
  * @param value What it returned or threw.
  * @param maxBytes The largest frame allowed, in UTF-8 bytes.
- * @returns The frame text.
+ * @param bytesOk Whether the other side takes binary messages.
+ * @returns The frame.
  *
  * @example A result over the limit becomes an error reply
  * ```ts
@@ -41,19 +43,22 @@ export function replyFrame(
   ok: boolean,
   value: unknown,
   maxBytes: number,
-): string {
-  let frame: string;
+  bytesOk = false,
+): string | Uint8Array {
+  let frame: string | Uint8Array;
   try {
-    const refused = ok ? unsendable(value, "result", true) : undefined;
+    const refused = ok ? unsendable(value, "result", true, bytesOk) : undefined;
     frame = refused !== undefined
       ? encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${refused}`)
-      : ok
-      ? encodeSuccess(id, value)
-      : encodeFailure(id, thrownText(value));
+      : !ok
+      ? encodeFailure(id, thrownText(value))
+      : hadBytes()
+      ? toBinary(value, (json) => encodeSuccess(id, json))
+      : encodeSuccess(id, value);
   } catch (error) { // a getter or a toJSON threw
     frame = encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${thrownText(error)}`);
   }
-  if (tooBig(frame, maxBytes)) {
+  if (typeof frame === "string" ? tooBig(frame, maxBytes) : frame.byteLength > maxBytes) {
     frame = encodeFailure(
       id,
       `Cannot reply to ${quoted(method)}: result over ${maxBytes} bytes`,

@@ -8,8 +8,17 @@
 
 import { idKey, type Params } from "./envelope.ts";
 
-import { CANCEL_METHOD, HELLO_METHOD, PING_METHOD, PROTOCOL_REVISION } from "./envelope.ts";
+import {
+  BINARY_FEATURE,
+  CANCEL_METHOD,
+  HELLO_METHOD,
+  PING_METHOD,
+  PROTOCOL_REVISION,
+} from "./envelope.ts";
 export { CANCEL_METHOD, HELLO_METHOD, PING_METHOD, PROTOCOL_REVISION };
+
+/** The features this side offers in its `$/hello`, and accepts in the other side's. */
+export const LOCAL_FEATURES: readonly string[] = [BINARY_FEATURE];
 
 /**
  * What the other side declared in `$/hello`: from then on it answers requests, `$/ping` and
@@ -29,12 +38,25 @@ const MAX_FEATURES = 32;
  * The params of this side's `$/hello`, or its answer to the other side's.
  *
  * @param extra Further members (a proof, PROTOCOL.md §1).
+ * @param features The features declared: a client offers what it supports, a server answers
+ *   with those of the client's it supports too (both then use them).
  * @returns The revision and the features this side declares.
  */
 export function helloParams(
   extra: Readonly<Record<string, unknown>> = {},
+  features: readonly string[] = LOCAL_FEATURES,
 ): Record<string, unknown> {
-  return { ...extra, version: PROTOCOL_REVISION, features: [] };
+  return { ...extra, version: PROTOCOL_REVISION, features };
+}
+
+/**
+ * The features both sides use: those the other side declared that this side supports.
+ *
+ * @param declared What the other side listed.
+ * @returns The agreed list, in this side's order.
+ */
+export function agreed(declared: readonly string[]): string[] {
+  return LOCAL_FEATURES.filter((feature) => declared.includes(feature));
 }
 
 /**
@@ -47,7 +69,7 @@ export function helloParams(
  * ```ts
  * import assert from "node:assert/strict";
  * import { helloParams, readHello } from "./_reserved.ts";
- * assert.deepEqual(readHello(helloParams({ proof: "ab" })), { version: 2, features: [] });
+ * assert.deepEqual(readHello(helloParams({ proof: "ab" }, [])), { version: 3, features: [] });
  * assert.equal(readHello({ version: 1 }), undefined); // the seed's format alone
  * ```
  */

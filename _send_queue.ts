@@ -35,9 +35,10 @@ export class SendQueue {
   readonly #transport: Transport;
   readonly #highWater: number;
   readonly #clock: Clock;
-  readonly #queue: string[] = [];
+  readonly #queue: (string | Uint8Array)[] = [];
+  readonly #keys: (number | undefined)[] = []; // the call each queued frame belongs to
   #lastBuffered = Infinity; // bufferedAmount when last read (not yet)
-  #sentUnits = 0; // UTF-16 units sent since then
+  #sentUnits = 0; // UTF-16 units (or a third of the bytes) sent since then
   #timer: unknown;
   #polling = false;
   #closed = false;
@@ -61,23 +62,41 @@ export class SendQueue {
   /**
    * Sends a frame now, or queues it behind the others; after `close()`, drops it.
    *
-   * @param frame The text frame.
+   * @param frame The text frame, or a binary message.
+   * @param key The id of the call it is the request of, so that it can be withdrawn.
    */
-  send(frame: string): void {
+  send(frame: string | Uint8Array, key?: number): void {
     if (this.#closed) return;
     if (this.#queue.length === 0 && this.#belowHighWater()) {
       this.#transport.send(frame);
-      this.#sentUnits += frame.length;
+      this.#sentUnits += units(frame);
       return;
     }
     this.#queue.push(frame);
+    this.#keys.push(key);
     if (!this.#polling) this.#poll();
+  }
+
+  /**
+   * Drops a call's request that is still waiting: the caller gave up before it was written, so
+   * its bytes are released and the other side never runs it.
+   *
+   * @param key The call's id.
+   * @returns Whether it was waiting.
+   */
+  withdraw(key: number): boolean {
+    const at = this.#keys.indexOf(key);
+    if (at < 0) return false;
+    this.#queue.splice(at, 1);
+    this.#keys.splice(at, 1);
+    return true;
   }
 
   /** Drops every waiting frame and stops polling: the connection closed. */
   close(): void {
     this.#closed = true;
     this.#queue.length = 0;
+    this.#keys.length = 0;
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#polling = false;
@@ -104,11 +123,17 @@ export class SendQueue {
     this.#timer = undefined;
     let sent = 0;
     while (sent < this.#queue.length && this.#belowHighWater()) {
-      this.#sentUnits += this.#queue[sent].length;
+      this.#sentUnits += units(this.#queue[sent]);
       this.#transport.send(this.#queue[sent++]);
     }
     this.#queue.splice(0, sent);
+    this.#keys.splice(0, sent);
     if (this.#queue.length > 0) this.#poll();
     else this.#polling = false;
   }
+}
+
+/** A frame's size in the units the high-water estimate counts (at most 3 bytes each). */
+function units(frame: string | Uint8Array): number {
+  return typeof frame === "string" ? frame.length : Math.ceil(frame.byteLength / 3);
 }

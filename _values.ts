@@ -6,8 +6,9 @@
  *
  * Allowed: plain objects (prototype `Object.prototype` or `null`), arrays, strings, finite
  * numbers, booleans, `null`, and any object with a `toJSON` method other than a `Date` or bytes
- * (sent as what `toJSON` returns, unchecked). Everything else JSON would change or reject is
- * refused.
+ * (sent as what `toJSON` returns, unchecked), and — toward a peer that negotiated binary
+ * messages — `Uint8Array` and `ArrayBuffer` (sent as bytes). Everything else JSON would change or
+ * reject is refused.
  *
  * @module
  */
@@ -42,7 +43,10 @@ export function unsendable(
   value: unknown,
   root: string,
   topUndefinedOk = false,
+  bytesOk = false,
 ): string | undefined {
+  sawBytes = false;
+  allowBytes = bytesOk;
   if (value === undefined && topUndefinedOk) return undefined;
   let found: Found | undefined;
   try {
@@ -64,6 +68,20 @@ export function unsendable(
   }
   return `${where} ${problem(found.value, typeof path.at(-1) === "string")}`;
 }
+
+/**
+ * Whether the value the last {@linkcode unsendable} call accepted holds bytes (a `Uint8Array`
+ * or an `ArrayBuffer`, allowed when it was told the other side takes binary messages): then it
+ * travels as a binary message (`_binary.ts`). Read right after the call; one walk finds both.
+ *
+ * @returns Whether bytes were found.
+ */
+export function hadBytes(): boolean {
+  return sawBytes;
+}
+
+let sawBytes = false;
+let allowBytes = false;
 
 /**
  * Nesting the first walk allows before it assumes a cycle and walks again keeping ancestors.
@@ -100,6 +118,10 @@ function check(value: unknown, stack: object[] | undefined, depth: number): Foun
   const array = Array.isArray(value);
   if (!array) {
     const proto = Object.getPrototypeOf(value);
+    if (allowBytes && (value instanceof Uint8Array || value instanceof ArrayBuffer)) {
+      sawBytes = true; // Node's Buffer too: it is a Uint8Array
+      return undefined;
+    }
     // A Date and bytes (Node's Buffer) have toJSON, yet are refused.
     if (
       proto !== Object.prototype && proto !== null &&
@@ -189,10 +211,12 @@ function problem(value: unknown, member: boolean): string {
   if (value instanceof Error) return "is an Error; send { name, message } or error.message";
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
     const name = typeName(value) ?? "binary value";
-    return `is ${
-      article(name)
-    } ${name}; bytes are not sent as JSON (binary frames will carry them), ` +
-      "send an array of numbers or base64";
+    if (!allowBytes) {
+      return `is ${article(name)} ${name}; the other side did not negotiate binary messages ` +
+        "(a seed peer), send base64 or an array of numbers";
+    }
+    return `is ${article(name)} ${name}; only Uint8Array and ArrayBuffer are sent as bytes, ` +
+      "send new Uint8Array(view.buffer, view.byteOffset, view.byteLength)";
   }
   if (value instanceof Promise) return "is a Promise; await it first";
   const name = typeName(value);

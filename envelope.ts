@@ -132,7 +132,8 @@ export type DecodeErrorReason =
   | "bad-params"
   | "bad-error"
   | "result-and-error"
-  | "no-kind";
+  | "no-kind"
+  | "bad-binary";
 
 /**
  * A frame that is not a valid envelope. When the frame carried a usable id and looked like a
@@ -658,8 +659,14 @@ export const CANCEL_METHOD = "$/cancel";
 export const PING_METHOD = "$/ping";
 /** The reserved request a client sends first to say what it speaks (PROTOCOL.md §5). */
 export const HELLO_METHOD = "$/hello";
-/** The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone. */
-export const PROTOCOL_REVISION = 2;
+/**
+ * The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone, 2 added
+ * `$/hello`, 3 the `binary` feature. Features are still listed by name: a peer of revision 2
+ * lists none.
+ */
+export const PROTOCOL_REVISION = 3;
+/** The `$/hello` feature of binary messages: bytes in params and results (PROTOCOL.md §2). */
+export const BINARY_FEATURE = "binary";
 /** The upgrade header carrying `<nonce>.<offer>` from clients that can set headers. */
 export const PROOF_HEADER = "X-Mist-Proof";
 /** Browsers offer the subprotocol `mist.proof.<nonce>.<offer>` instead. */

@@ -14,7 +14,9 @@
  */
 
 import {
+  BINARY_FEATURE,
   decode,
+  type DecodeResult,
   encodeFailure,
   encodeNotification,
   encodeSuccess,
@@ -31,6 +33,7 @@ import { RunningHandlers } from "./_handlers.ts";
 import { type PeerOptions, resolvePeerOptions } from "./_peer_options.ts";
 import { quoted, refusal, replyFrame, tooBig } from "./_reply.ts";
 import {
+  agreed,
   CANCEL_METHOD,
   cancelTarget,
   HELLO_METHOD,
@@ -40,6 +43,7 @@ import {
   type RemoteInfo,
 } from "./_reserved.ts";
 import { SendQueue } from "./_send_queue.ts";
+import { readBinaryMessage, toBinary } from "./_binary.ts";
 import type { Frame, Transport } from "./transport.ts";
 
 export {
@@ -113,7 +117,7 @@ export interface PeerStats {
   readonly droppedFrames: number;
   /** Invalid frames answered with an error. */
   readonly rejectedFrames: number;
-  /** Binary frames ignored (reserved for protocol phase 2). */
+  /** Binary frames ignored: the other side sent them without negotiating binary messages. */
   readonly binaryFrames: number;
   /** Requests answered "overloaded" and notifications dropped over `maxInFlight`. */
   readonly overloaded: number;
@@ -177,6 +181,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
   #received = 0;
   #requireHello: boolean;
   #remote: RemoteInfo | undefined;
+  #binary = false; // both sides agreed on binary messages
 
   /** Resolves once, when the connection has closed (either side, any reason). */
   readonly closed: Promise<{ readonly code: number; readonly reason: string }>;
@@ -200,14 +205,20 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
     this.#out = new SendQueue(transport, resolved.highWaterMarkBytes, clock);
     this.#calls = new PendingCalls({
       ...resolved,
-      send: (frame) => this.#send(frame),
-      // Tell the other side, if it said hello: a seed peer never sees a reserved method.
+      bytesOk: () => this.#binary,
+      send: (frame, id) => this.#send(frame, id),
+      // A request still queued is withdrawn: never written, never run. Else tell the other side,
+      // if it said hello: a seed peer never sees a reserved method.
       abandoned: (id) => {
-        if (this.#remote) this.#send(encodeNotification(CANCEL_METHOD, [id]));
+        if (!this.#out.withdraw(id) && this.#remote) {
+          this.#send(encodeNotification(CANCEL_METHOD, [id]));
+        }
       },
     });
     const reply = (id: RequestId, method: string, ok: boolean, value: unknown) => {
-      if (!this.#closeInfo) this.#send(replyFrame(id, method, ok, value, this.#maxMessageBytes));
+      if (!this.#closeInfo) {
+        this.#send(replyFrame(id, method, ok, value, this.#maxMessageBytes, this.#binary));
+      }
     };
     this.#handlers = new RunningHandlers(this, reply, this.#logger, clock);
     this.#requireHello = resolved.requireHello;
@@ -238,8 +249,9 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
   }
 
   /**
-   * What the other side declared in `$/hello`, or `undefined` while it speaks only the seed's
-   * format (it may not answer requests, `$/ping` or `$/cancel`).
+   * What the other side declared in `$/hello` — its revision, and the optional features both
+   * sides support and therefore use (`"binary"`) — or `undefined` while it speaks only the
+   * seed's format (it may not answer requests, `$/ping` or `$/cancel`).
    */
   get remote(): { readonly version: number; readonly features: readonly string[] } | undefined {
     return this.#remote;
@@ -266,7 +278,8 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
       if (error instanceof RemoteError) return undefined; // an older peer: unknown method
       throw error;
     }
-    this.#remote = readHello(result) ?? this.#remote;
+    const info = readHello(result);
+    if (info) this.#agree(info);
     return this.#remote;
   }
 
@@ -323,8 +336,9 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
         method,
       );
     }
-    checkCall(method, params, "notify");
-    const frame = encodeNotification(method, params as Params);
+    const frame = checkCall(method, params, "notify", this.#binary)
+      ? toBinary(params, (json) => encodeNotification(method, json as Params))
+      : encodeNotification(method, params as Params);
     checkSize(frame, "notify", method, this.#maxMessageBytes);
     if (this.#out.length >= this.#maxPending) {
       throw new LimitError(
@@ -374,21 +388,25 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
 
   #onFrame(data: Frame): void {
     this.#received++;
-    if (typeof data !== "string") {
-      // Reserved for phase 2 (length-prefixed protobuf batches); see PROTOCOL.md.
-      this.#counts.binary++;
-      this.#logger.debug(
-        `Ignoring binary frame of ${data.byteLength} bytes (reserved for phase 2)`,
-      );
-      return;
-    }
-    if (tooBig(data, this.#maxMessageBytes)) {
+    if (
+      typeof data === "string"
+        ? tooBig(data, this.#maxMessageBytes)
+        : data.byteLength > this.#maxMessageBytes
+    ) {
       this.#logger.warn(
         `Closing connection: message over ${this.#maxMessageBytes} bytes (maxMessageBytes)`,
       );
       return void this.close(1009, "Message too big");
     }
-    const decoded = decode(data);
+    let decoded: DecodeResult;
+    if (typeof data === "string") decoded = decode(data);
+    else if (this.#binary) decoded = readBinaryMessage(data);
+    else {
+      // Not negotiated: the seed's rule (PROTOCOL.md §2), never read.
+      this.#counts.binary++;
+      this.#logger.debug(`Ignoring binary frame of ${data.byteLength} bytes (not negotiated)`);
+      return;
+    }
     if (!decoded.ok) return this.#onInvalid(decoded.error);
     const envelope = decoded.envelope;
     switch (envelope.kind) {
@@ -450,8 +468,14 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
   #onHello(id: RequestId, params: Params): void {
     const info = readHello(params);
     if (!info) return this.#send(encodeFailure(id, refusal.hello()));
-    this.#remote = info;
-    this.#send(encodeSuccess(id, helloParams()));
+    this.#agree(info);
+    this.#send(encodeSuccess(id, helloParams({}, this.#remote!.features)));
+  }
+
+  /** Records the other side's hello: from now on, the features both support are used. */
+  #agree(info: RemoteInfo): void {
+    this.#remote = { version: info.version, features: agreed(info.features) };
+    this.#binary = this.#remote.features.includes(BINARY_FEATURE);
   }
 
   #onNotification(method: string, params: Params): void {
@@ -475,8 +499,8 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
     this.#handlers.run(handler, null, method, params);
   }
 
-  #send(frame: string): void {
-    if (!this.#closeInfo) this.#out.send(frame);
+  #send(frame: string | Uint8Array, key?: number): void {
+    if (!this.#closeInfo) this.#out.send(frame, key);
   }
 
   #finish(code: number, reason: string, errorFor?: (method: string) => Error): void {

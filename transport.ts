@@ -5,7 +5,7 @@
  * @module
  */
 
-/** A frame as a transport delivers it: text, or binary (reserved for protocol phase 2). */
+/** A frame as a transport delivers it: text, or binary (a binary message, PROTOCOL.md §2). */
 export type Frame = string | ArrayBuffer | Uint8Array;
 
 /**
@@ -50,8 +50,8 @@ export interface Transport {
   readonly bufferedAmount: number;
   /** Starts delivering frames and the close to `sink`. Called once. */
   start(sink: TransportSink): void;
-  /** Queues one text frame. Must not throw once the transport is closed. */
-  send(frame: string): void;
+  /** Queues one text or binary frame. Must not throw once the transport is closed. */
+  send(frame: string | Uint8Array): void;
   /** Closes with a WebSocket close code (RFC 6455 §7.4) and a short reason. */
   close(code: number, reason: string): void;
 }
@@ -158,11 +158,11 @@ export class WebSocketTransport implements Transport {
   }
 
   /**
-   * Queues a text frame; a frame sent after close is discarded, as the WHATWG API does.
+   * Queues a frame; a frame sent after close is discarded, as the WHATWG API does.
    *
-   * @param frame The text.
+   * @param frame The text, or a binary message's bytes.
    */
-  send(frame: string): void {
+  send(frame: string | Uint8Array): void {
     if (this.#socket.readyState === 1) this.#socket.send(frame);
   }
 

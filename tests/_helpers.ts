@@ -307,8 +307,10 @@ export interface CloseRecord {
  */
 export class ScriptedPeer implements AsyncDisposable {
   readonly socket: WebSocket;
-  /** Every text frame received, in order. */
+  /** Every frame received, in order; a binary one as `<binary N>`, N its index in `binary`. */
   readonly received: string[] = [];
+  /** Every binary frame received, in order. */
+  readonly binary: Uint8Array[] = [];
   /** Resolves when the socket closed. */
   readonly closed: Promise<CloseRecord>;
   /** Resolves when the socket opened; rejects when it closed first. */
@@ -331,8 +333,14 @@ export class ScriptedPeer implements AsyncDisposable {
         (event) => resolve({ code: event.code, reason: event.reason }),
       )
     );
+    socket.binaryType = "arraybuffer";
     socket.addEventListener("message", (event) => {
-      const text = typeof event.data === "string" ? event.data : "<binary>";
+      let text: string;
+      if (typeof event.data === "string") text = event.data;
+      else {
+        text = `<binary ${this.binary.length}>`;
+        this.binary.push(new Uint8Array(event.data));
+      }
       this.received.push(text);
       const waiter = this.#waiting.shift();
       if (waiter) waiter(text);
@@ -343,12 +351,12 @@ export class ScriptedPeer implements AsyncDisposable {
   /**
    * Connects to `url`; waits for the socket to open. With `hello`, it announces itself with the
    * `X-Mist-Version` header and says `$/hello` (id `"hello"`) first, reading the reply: the
-   * server may then call it. Without, it is a seed client.
+   * server may then call it. Without, it is a seed client. `features` are listed in its hello.
    */
   static async connect(
     url: string,
     secret: SharedSecret | string | undefined,
-    options: { protocols?: string[]; hello?: boolean } = {},
+    options: { protocols?: string[]; hello?: boolean; features?: string[] } = {},
   ): Promise<ScriptedPeer> {
     const hex = typeof secret === "string" ? secret : secret?.toHex();
     const init: { headers?: Record<string, string>; protocols?: string[] } = {};
@@ -360,10 +368,11 @@ export class ScriptedPeer implements AsyncDisposable {
     const peer = new ScriptedPeer(socket);
     await peer.opened;
     if (options.hello) {
+      const params = { version: 2, features: options.features ?? [] };
       const reply = JSON.parse(
-        await peer.exchange('{"id":"hello","method":"$/hello","params":{"version":2}}'),
+        await peer.exchange(JSON.stringify({ id: "hello", method: "$/hello", params })),
       );
-      if (reply.id !== "hello" || reply.result?.version !== 2) {
+      if (reply.id !== "hello" || !(reply.result?.version >= 2)) {
         throw new Error(`Unexpected hello reply ${JSON.stringify(reply)}`);
       }
     }
@@ -382,7 +391,7 @@ export class ScriptedPeer implements AsyncDisposable {
   }
 
   /** Sends a frame and resolves with the next frame received. */
-  async exchange(frame: string): Promise<string> {
+  async exchange(frame: string | Uint8Array): Promise<string> {
     const reply = this.next();
     this.send(frame);
     return await reply;
