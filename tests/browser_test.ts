@@ -2,7 +2,9 @@
  * The browser client in a real browser: Debian's headless Chromium, driven by playwright-core,
  * loads a page that imports the bundle (`tools/build.ts`), connects with the subprotocol form of
  * the secret, calls both ways, and reconnects through its `{url, secret}` provider when the
- * server restarts on a new port with a new secret. A page from a foreign origin is refused.
+ * server restarts on a new port with a new secret. A page from a foreign origin is refused. Bytes
+ * (a `Uint8Array`, an `ArrayBuffer`) travel both ways, in params, results and notifications, and
+ * arrive as `Uint8Array`s with the same contents (PROTOCOL.md §2).
  *
  * Chromium is required: when `tools/ensure_chromium.sh` cannot provide it, this test fails.
  *
@@ -17,7 +19,7 @@ import { ensureChromium, launchChromium } from "./_chromium.ts";
 const FOREIGN_HOST = "foreign.test";
 const PAGE = new URL("./fixtures/browser_page.html", import.meta.url);
 
-Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both ways, reconnect through the provider, foreign origin refused", async () => {
+Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both ways (with bytes), reconnect through the provider, foreign origin refused", async () => {
   await ensureChromium();
   await using dist = await tempDir("mist-browser-dist-");
   await using profile = await tempDir("mist-chromium-profile-");
@@ -68,12 +70,46 @@ Deno.test("Client in headless Chromium: hex-first subprotocol secret, calls both
     ],
   );
 
+  // Bytes, browser to server and back, each shown by the page as "<class>:<hex>": Uint8Arrays
+  // with the bytes sent, never objects of indices. The view was at offset 2 of "xxpagexx".
+  assert.deepEqual(await tab.evaluate(() => globalThis.mist.bytes()), {
+    echo: [
+      "Uint8Array:00017f80ff",
+      { nested: { view: "Uint8Array:70616765", raw: "Uint8Array:090807" } },
+      "text",
+    ],
+    result: "Uint8Array:0726456483a2",
+    callback: "Uint8Array:030201",
+    note: "sent",
+  });
+  // The page's notification with bytes, as the server's handler got it.
+  assert.equal(first.notes.length, 1);
+  const [[byteNote]] = first.notes as [[{ blob: unknown }]];
+  assert.ok(byteNote.blob instanceof Uint8Array, `note: ${Deno.inspect(byteNote)}`);
+  assert.deepEqual(byteNote, { blob: new Uint8Array([0xde, 0xad]) });
+
   // Server to browser: from the server's handle on the connection, and as a callback.
   const serverSide = await first.peers.next("the page's connection");
   assert.equal(
     await serverSide.call("page.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS }),
     `Hello server, from ${origin}`,
   );
+  // The server sends bytes to the page: a notification, then a call whose reply (which follows
+  // the notification) carries the page's reversed bytes back as a Uint8Array.
+  serverSide.notify("page.note", [{ blob: new Uint8Array([0xbe, 0xef]) }, "text"]);
+  const reversed = await serverSide.call("page.reverse", [new Uint8Array([1, 2, 3, 250])], {
+    timeoutMs: STEP_TIMEOUT_MS,
+  });
+  assert.ok(reversed instanceof Uint8Array, `page.reverse: ${Deno.inspect(reversed)}`);
+  assert.deepEqual(reversed, new Uint8Array([250, 3, 2, 1]));
+  // What the page's handlers received from the server: Uint8Arrays with the bytes sent.
+  assert.deepEqual(await tab.evaluate(() => [...globalThis.mist.reversed]), [
+    "Uint8Array:010203",
+    "Uint8Array:010203fa",
+  ]);
+  assert.deepEqual(await tab.evaluate(() => [...globalThis.mist.noted]), [
+    [{ blob: "Uint8Array:beef" }, "text"],
+  ]);
   assert.equal(
     await tab.evaluate(() => globalThis.mist.callback("callback")),
     `Hello callback, from ${origin}`,
@@ -153,8 +189,13 @@ interface PageMist {
   states: string[];
   served: string[];
   sockets: PageSocket[];
+  /** What page.reverse and page.note received, shown as "<class>:<hex>" per byte value. */
+  reversed: unknown[];
+  noted: unknown[];
   echo(params: unknown[]): Promise<unknown>;
   callback(name: string): Promise<unknown>;
+  /** The byte checks from the page: echo, a bytes result, a callback, a notification. */
+  bytes(): Promise<Record<string, unknown>>;
   notifyThenCall(rounds: number): Promise<NagleTiming>;
   close(): Promise<void>;
 }

@@ -3,7 +3,9 @@
  * (`tests/fixtures/node_client.mjs`) against `serveLocal`, with a proof in the header, over
  * Mist's own no-delay socket (`node:net`, not Node's `WebSocket`); it calls both ways, reconnects
  * through its provider when the server restarts on a new port with a new secret, and a client
- * with a wrong secret fails with an error that names the server's 401.
+ * with a wrong secret fails with an error that names the server's 401. Bytes (a `Uint8Array`, a
+ * Node `Buffer`, an `ArrayBuffer`) travel both ways, in params, results and notifications, and
+ * arrive as `Uint8Array`s with the same contents (PROTOCOL.md §2).
  *
  * @module
  */
@@ -40,7 +42,7 @@ async function readJsonLines(
   }
 }
 
-Deno.test("Client under Node: header proof, calls both ways, reconnect through the provider", async () => {
+Deno.test("Client under Node: header proof, calls both ways (with bytes), reconnect through the provider", async () => {
   const major = await nodeMajor();
   // No --experimental-websocket on Node 20: ws: URLs need no global WebSocket any more.
   await using dist = await tempDir("mist-node-dist-");
@@ -95,7 +97,24 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
   assert.match(String(connected.callback), /^Hello callback, from Node v\d+\./);
   assert.deepEqual(connected.errorClasses, ["RemoteError", "DisconnectedError", "ClosedError"]);
   console.log(`node ${major}: ${nagleLine(connected.timing as NagleTiming)}`);
-  assert.equal(first.notes.length, 50);
+  // Bytes, client to server and back, each shown by the client as "<class>:<hex>": a plain
+  // Uint8Array, never a Buffer nor an object of indices. The Buffer was a view at offset 2 of
+  // "xxmistxx"; the reversed one came from the client's handler as a Buffer.
+  assert.deepEqual(connected.bytes, {
+    echo: [
+      "Uint8Array:00017f80ff",
+      { nested: { buffer: "Uint8Array:6d697374", raw: "Uint8Array:090807" } },
+      "text",
+    ],
+    result: "Uint8Array:0726456483a2",
+    callback: "Uint8Array:030201",
+    note: "sent",
+  });
+  // The client's notification with bytes, then the 50 of the timing loop.
+  assert.equal(first.notes.length, 51);
+  const [[byteNote]] = first.notes as [[{ blob: unknown }]];
+  assert.ok(byteNote.blob instanceof Uint8Array, `note: ${Deno.inspect(byteNote)}`);
+  assert.deepEqual(byteNote, { blob: new Uint8Array([0xde, 0xad]) });
 
   // The server calls the Node client from its handle on the connection.
   const serverSide = await first.peers.next("the Node client's connection");
@@ -103,6 +122,15 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
     String(await serverSide.call("node.greet", ["server"], { timeoutMs: STEP_TIMEOUT_MS })),
     /^Hello server, from Node v\d+\./,
   );
+  // The server sends bytes to the Node client: a notification, then a call whose result (a
+  // Buffer on the Node side) arrives here as a Uint8Array. The reply follows the notification,
+  // so the client has seen both ("done" reports them).
+  serverSide.notify("node.note", [{ blob: new Uint8Array([0xbe, 0xef]) }, "text"]);
+  const reversed = await serverSide.call("node.reverse", [new Uint8Array([1, 2, 3, 250])], {
+    timeoutMs: STEP_TIMEOUT_MS,
+  });
+  assert.ok(reversed instanceof Uint8Array, `node.reverse: ${Deno.inspect(reversed)}`);
+  assert.deepEqual(reversed, new Uint8Array([250, 3, 2, 1]));
 
   // Restart on a new port with a new secret; the provider hands the client the new ones.
   await first.server.shutdown();
@@ -120,6 +148,9 @@ Deno.test("Client under Node: header proof, calls both ways, reconnect through t
   assert.ok(states.includes("reconnecting"), `states: ${states.join(", ")}`);
   assert.ok(!states.includes("dead"), `states: ${states.join(", ")}`);
   assert.deepEqual(done.served, ["callback", "server", "callback 2"]);
+  // What the client's handlers received from the server: Uint8Arrays with the bytes sent.
+  assert.deepEqual(done.reversed, ["Uint8Array:010203", "Uint8Array:010203fa"]);
+  assert.deepEqual(done.noted, [[{ blob: "Uint8Array:beef" }, "text"]]);
 
   // A wrong secret fails at once (reconnect: false), and the error names the 401.
   const refused = done.refused as { name: string; message: string; cause?: string };
