@@ -6,7 +6,9 @@
  * @module
  */
 
-import { HELLO_METHOD, Peer, type PeerOptions } from "./peer.ts";
+import { HELLO_METHOD, Peer, type PeerOptions, PROTOCOL_REVISION } from "./peer.ts";
+import { sessions } from "./_session.ts";
+import type { SessionTable } from "./_session_table.ts";
 import { CHALLENGE_METHOD, equalHex, type ServerProof } from "./_proof.ts";
 import type { Frame, Transport, TransportSink } from "./transport.ts";
 import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
@@ -34,14 +36,18 @@ export interface AcceptPlan {
  * @param plan What the upgrade decided.
  * @param options The peer's options (`requireHello` is set here).
  * @param ready Called once with the peer when the client is ready: after its first frame when
- *   it announced itself, at once otherwise; never for a client that failed the proof.
- * @returns The connection's peer.
+ *   it announced itself, at once otherwise; never for a client that failed the proof, nor for
+ *   one that resumed an earlier session (PROTOCOL.md §8).
+ * @param table The resumable sessions, when resume is on: a client that announced itself gets
+ *   a session, and may resume an earlier one with its first frame.
+ * @returns The connection's peer (closed at once when it resumed an earlier session).
  */
 export function accept(
   socket: WebSocketLike,
   plan: AcceptPlan,
   options: PeerOptions,
   ready: (peer: Peer) => void,
+  table?: SessionTable,
 ): Peer {
   const transport = new WebSocketTransport(socket);
   if (plan.proof) {
@@ -54,24 +60,36 @@ export function accept(
     ready(peer);
     return peer;
   }
-  const gate = new FirstFrameGate(transport, plan.proof?.expected, () => ready(peer));
-  const peer = new Peer(gate, { ...options, requireHello: true });
+  const gate = new FirstFrameGate(transport, plan.proof?.expected, () => ready(peer), table);
+  const session = table?.create(gate);
+  const peer = new Peer(session ?? gate, { ...options, requireHello: true });
+  if (session) sessions.set(peer, session);
   return peer;
 }
 
 /**
  * Passes frames through, watching the first: with an expected proof, it must be a `$/hello`
- * carrying it, or the connection closes before the peer sees anything.
+ * carrying it, or the connection closes before the peer sees anything. A hello that resumes
+ * an earlier session hands the socket to that session (started again, the gate delivers to
+ * the new sink) and closes this connection's own peer.
  */
 class FirstFrameGate implements Transport {
   readonly #inner: Transport;
   readonly #expected: string | undefined;
   readonly #onFirst: () => void;
+  readonly #table: SessionTable | undefined;
+  #sink: TransportSink | undefined;
 
-  constructor(inner: Transport, expected: string | undefined, onFirst: () => void) {
+  constructor(
+    inner: Transport,
+    expected: string | undefined,
+    onFirst: () => void,
+    table: SessionTable | undefined,
+  ) {
     this.#inner = inner;
     this.#expected = expected;
     this.#onFirst = onFirst;
+    this.#table = table;
   }
 
   get bufferedAmount(): number {
@@ -79,23 +97,44 @@ class FirstFrameGate implements Transport {
   }
 
   start(sink: TransportSink): void {
+    const started = this.#sink !== undefined;
+    this.#sink = sink;
+    if (started) return; // a resumed session takes the socket over
     let first = true;
     this.#inner.start({
       frame: (data: Frame) => {
+        const sink = this.#sink!;
         if (!first) return sink.frame(data);
         first = false;
-        if (this.#expected !== undefined && !provesHello(data, this.#expected)) {
+        const hello = firstHello(data);
+        if (this.#expected !== undefined && !proves(hello, this.#expected)) {
           sink.closed(PROOF_FAILED.code, PROOF_FAILED.reason);
           return this.#inner.close(PROOF_FAILED.code, PROOF_FAILED.reason);
         }
+        if (this.#table && hello?.params?.resume !== undefined) return this.#resume(hello, sink);
         sink.frame(data);
         this.#onFirst();
       },
-      closed: (code, reason) => sink.closed(code, reason),
+      closed: (code, reason) => this.#sink!.closed(code, reason),
     });
   }
 
-  send(frame: string): void {
+  /** The first frame resumes an earlier session: answer, hand the socket over, or refuse. */
+  #resume(hello: Hello, own: TransportSink): void {
+    const { id = null, params } = hello;
+    const { token, received } = params!.resume as { token?: unknown; received?: unknown };
+    own.closed(1000, "Resumed an earlier session"); // this connection's own peer never ran
+    const resumed = this.#table!.resume(token, received, this, (next, mine) => {
+      const result = { version: PROTOCOL_REVISION, resume: { token: next, received: mine } };
+      this.#inner.send(JSON.stringify({ id, result }));
+    });
+    if (!resumed) {
+      this.#inner.send(JSON.stringify({ id, error: "Cannot resume: no such session" }));
+      this.#inner.close(1000, "Not resumed");
+    }
+  }
+
+  send(frame: string | Uint8Array): void {
     this.#inner.send(frame);
   }
 
@@ -104,14 +143,24 @@ class FirstFrameGate implements Transport {
   }
 }
 
-function provesHello(data: Frame, expected: string): boolean {
-  if (typeof data !== "string" || data.length > MAX_HELLO_CHARS) return false;
-  let frame: { method?: unknown; params?: { proof?: unknown } };
+/** A first frame that is a `$/hello` request. */
+interface Hello {
+  readonly id?: unknown;
+  readonly params?: { readonly proof?: unknown; readonly resume?: unknown };
+}
+
+/** The first frame as a `$/hello`, or `undefined` when it is not one. */
+function firstHello(data: Frame): Hello | undefined {
+  if (typeof data !== "string" || data.length > MAX_HELLO_CHARS) return undefined;
   try {
-    frame = JSON.parse(data);
+    const frame = JSON.parse(data);
+    return frame?.method === HELLO_METHOD && typeof frame.params === "object" ? frame : undefined;
   } catch {
-    return false;
+    return undefined;
   }
-  const proof = frame?.params?.proof;
-  return frame?.method === HELLO_METHOD && typeof proof === "string" && equalHex(proof, expected);
+}
+
+function proves(hello: Hello | undefined, expected: string): boolean {
+  const proof = hello?.params?.proof;
+  return typeof proof === "string" && equalHex(proof, expected);
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DEFAULT_REPLAY_LIMITS, type ReplayLimits } from "./_session.ts";
 import { checkInt } from "./_options.ts";
 import type { Clock } from "./clock.ts";
 import type { Contract } from "./contract.ts";
@@ -115,6 +116,16 @@ export interface ClientOptions<Local = Contract, Remote = Contract>
   /** Notifications kept while not connected; older ones are dropped beyond it. @default {256} */
   maxQueuedNotifications?: number;
   /**
+   * Resuming a dropped connection without loss, with a server that supports it (PROTOCOL.md
+   * §8): calls in flight, running handlers and notifications survive a drop, as long as the
+   * client reconnects to the same server within its grace period. What the client sent and the
+   * server has not acknowledged is kept, at most `maxBufferBytes` and `maxBufferMessages`;
+   * beyond, the connection can no longer be resumed and a drop fails the calls in flight as
+   * without resume. `false` turns it off.
+   * @default {{ maxBufferBytes: 8388608, maxBufferMessages: 4096 }}
+   */
+  resume?: false | { maxBufferBytes?: number; maxBufferMessages?: number };
+  /**
    * Creates sockets. @default Mist's no-delay socket for `ws:` URLs on Deno and Node (20.16+), the
    * global `WebSocket` elsewhere
    */
@@ -167,6 +178,8 @@ export interface ResolvedClientOptions<Local, Remote> {
   readonly heartbeat: Required<HeartbeatOptions> | undefined;
   /** Notifications kept while not connected. */
   readonly maxQueued: number;
+  /** The replay buffer's bounds; `undefined` with `resume: false`. */
+  readonly resume: ReplayLimits | undefined;
 }
 
 /**
@@ -213,7 +226,22 @@ export function resolveClientOptions<Local, Remote>(
   }
   const reconnect = options.reconnect ?? {};
   const beat = options.heartbeat ?? {};
+  const resume = options.resume ?? {};
   return {
+    resume: resume === false ? undefined : {
+      maxBufferBytes: checkInt(
+        "resume.maxBufferBytes",
+        resume.maxBufferBytes,
+        DEFAULT_REPLAY_LIMITS.maxBufferBytes,
+        0,
+      ),
+      maxBufferMessages: checkInt(
+        "resume.maxBufferMessages",
+        resume.maxBufferMessages,
+        DEFAULT_REPLAY_LIMITS.maxBufferMessages,
+        0,
+      ),
+    },
     provider,
     fixedEndpoint,
     peer,

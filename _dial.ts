@@ -15,6 +15,8 @@ import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
 import { CHALLENGE_METHOD, clientProof, PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { ResolvedClientOptions } from "./_client_options.ts";
 import { Deadline } from "./_deadline.ts";
+import { Session, sessions } from "./_session.ts";
+import { PROTOCOL_REVISION } from "./envelope.ts";
 
 /** The close code a client uses when the server failed the mutual proof. */
 export const PROOF_FAILED_CLOSE_CODE = 4008;
@@ -27,6 +29,10 @@ export interface Attempt {
   readonly current: () => boolean;
   /** Gets the socket once it exists, so that an abandoned attempt can close it. */
   readonly onSocket: (socket: WebSocketLike) => void;
+  /** A suspended session to resume, and its peer (PROTOCOL.md §8). */
+  readonly resuming?: { readonly session: Session; readonly peer: Peer<Contract, Contract> };
+  /** Told when the new connection's session is suspended (its socket dropped). */
+  readonly suspended: (code: number, reason: string) => void;
 }
 
 /**
@@ -74,8 +80,20 @@ export async function dial(
         );
       }
     }
+    const link = new WebSocketTransport(socket);
+    if (attempt.resuming) {
+      const { session, peer } = attempt.resuming;
+      const extra = answer === undefined ? {} : { proof: answer };
+      await session.resumeOver(link, { version: PROTOCOL_REVISION, ...extra });
+      return peer;
+    }
+    const session = options.resume &&
+      new Session(link, options.resume, clock, {
+        suspended: (_session, code, reason) => attempt.suspended(code, reason),
+      });
     // Typed only at the surface: inside, calls are by name.
-    const peer = new Peer(new WebSocketTransport(socket), options.peer as PeerOptions);
+    const peer = new Peer(session || link, options.peer as PeerOptions);
+    if (session) sessions.set(peer, session);
     const left = connectTimeoutMs - (clock.now() - started);
     await peer.hello(answer === undefined ? {} : { proof: answer }, {
       timeoutMs: Math.max(1, Math.ceil(left)),

@@ -18,9 +18,9 @@
 
 import type { Clock } from "./clock.ts";
 import { LivenessWatch } from "./_liveness.ts";
-
+import { IDLE_CLOSE_REASON } from "./envelope.ts";
 /** The close reason of a connection dropped for not answering `$/ping` (close code 1001). */
-export const IDLE_CLOSE_REASON = "No answer to $/ping";
+export { IDLE_CLOSE_REASON };
 
 /**
  * Pings quiet connections and closes silent ones. One timer for all of them, armed only while

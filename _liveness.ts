@@ -14,6 +14,7 @@
  * @module
  */
 
+import { sessions } from "./_session.ts";
 import type { Clock } from "./clock.ts";
 import { type Peer, PING_METHOD } from "./peer.ts";
 
@@ -140,7 +141,12 @@ export class LivenessWatch {
 
   #check(peer: Peer, watched: Watched, now: number): void {
     const frames = peer.stats.receivedFrames;
-    if (frames !== watched.frames) {
+    const session = sessions.get(peer);
+    if (session?.suspended) {
+      // No socket to watch: the session's grace period bounds the wait instead.
+      watched.waiting = false;
+      watched.due = now + this.#rule.quietMs;
+    } else if (frames !== watched.frames) {
       watched.frames = frames;
       watched.waiting = false;
       watched.due = now + this.#rule.quietMs;
@@ -148,7 +154,10 @@ export class LivenessWatch {
       // Silent since the ping: the other side is gone or stuck.
       this.#peers.delete(peer);
       this.#onClose?.(peer);
-      peer.close(this.#rule.closeCode, this.#rule.closeReason);
+      // A resumable session only loses its socket: the other side may come back (§8).
+      if (!session?.drop(this.#rule.closeCode, this.#rule.closeReason)) {
+        peer.close(this.#rule.closeCode, this.#rule.closeReason);
+      }
     } else {
       watched.waiting = true;
       watched.due = now + this.#rule.answerMs;

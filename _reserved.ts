@@ -53,10 +53,14 @@ export function helloParams(
  * The features both sides use: those the other side declared that this side supports.
  *
  * @param declared What the other side listed.
+ * @param local What this side supports.
  * @returns The agreed list, in this side's order.
  */
-export function agreed(declared: readonly string[]): string[] {
-  return LOCAL_FEATURES.filter((feature) => declared.includes(feature));
+export function agreed(
+  declared: readonly string[],
+  local: readonly string[] = LOCAL_FEATURES,
+): string[] {
+  return local.filter((feature) => declared.includes(feature));
 }
 
 /**
@@ -69,7 +73,7 @@ export function agreed(declared: readonly string[]): string[] {
  * ```ts
  * import assert from "node:assert/strict";
  * import { helloParams, readHello } from "./_reserved.ts";
- * assert.deepEqual(readHello(helloParams({ proof: "ab" }, [])), { version: 3, features: [] });
+ * assert.deepEqual(readHello(helloParams({ proof: "ab" }, [])), { version: 4, features: [] });
  * assert.equal(readHello({ version: 1 }), undefined); // the seed's format alone
  * ```
  */

@@ -14,6 +14,7 @@ import { serverProof } from "./_proof.ts";
 import { authorize, type AuthPolicy, DEFAULT_ALLOWED_ORIGINS, isLoopbackHost } from "./_auth.ts";
 import { type Clock, realClock } from "./clock.ts";
 import { IdleWatch } from "./_idle_watch.ts";
+import { DEFAULT_RESUME, SessionTable } from "./_session_table.ts";
 import type { Logger } from "./log.ts";
 import { type Peer, type PeerOptions, resolvePeerOptions } from "./peer.ts";
 import type { SharedSecret } from "./secret.ts";
@@ -99,6 +100,20 @@ export interface ServeLocalOptions<Local = Contract, Remote = Contract>
   onListenError?: (error: Error) => void;
   /** Aborting it shuts the server down. */
   signal?: AbortSignal;
+  /**
+   * Resuming dropped connections without loss (PROTOCOL.md §8), for clients that negotiate it
+   * (Mist's do): a connection that drops without a close is kept as a suspended session for
+   * `graceMs` — its calls pending, its handlers running, what it sends kept in a replay buffer
+   * of at most `maxBufferBytes` and `maxBufferMessages` — and at most `maxSuspended` sessions
+   * are kept (beyond, the oldest ends). `false` turns it off.
+   * @default {{ graceMs: 30000, maxSuspended: 64, maxBufferBytes: 8388608, maxBufferMessages: 4096 }}
+   */
+  resume?: false | {
+    graceMs?: number;
+    maxSuspended?: number;
+    maxBufferBytes?: number;
+    maxBufferMessages?: number;
+  };
 }
 
 /**
@@ -186,6 +201,7 @@ export class ServeCore {
   readonly #peers = new Set<Peer>();
   readonly #idle: IdleWatch | undefined;
   readonly #refusals: ReturnType<typeof refusalLog>;
+  readonly #sessions: SessionTable | undefined;
   #nextConnection = 1;
   #stopping: Promise<void> | undefined;
 
@@ -243,6 +259,32 @@ export class ServeCore {
     this.#slots = new ConnectionSlots(maxConnections, upgradeTimeoutMs, this.clock);
     this.#idle = this.#idleMs > 0 ? new IdleWatch(this.#idleMs, this.clock) : undefined;
     this.#refusals = refusalLog(this.logger, this.clock);
+    const resume = options.resume === false ? undefined : options.resume ?? {};
+    this.#sessions = resume && new SessionTable(
+      {
+        graceMs: checkInt("resume.graceMs", resume.graceMs, DEFAULT_RESUME.graceMs, 0),
+        maxSuspended: checkInt(
+          "resume.maxSuspended",
+          resume.maxSuspended,
+          DEFAULT_RESUME.maxSuspended,
+          0,
+        ),
+        maxBufferBytes: checkInt(
+          "resume.maxBufferBytes",
+          resume.maxBufferBytes,
+          DEFAULT_RESUME.maxBufferBytes,
+          0,
+        ),
+        maxBufferMessages: checkInt(
+          "resume.maxBufferMessages",
+          resume.maxBufferMessages,
+          DEFAULT_RESUME.maxBufferMessages,
+          0,
+        ),
+      },
+      this.clock,
+      this.logger,
+    );
   }
 
   /** Whether `shutdown()` was called. */
@@ -317,7 +359,7 @@ export class ServeCore {
         // The hello was a frame: count silence from here.
         if (!this.#stopping && plan.announced && !peer.closeInfo) idle?.watch(peer);
         this.#options.onConnection?.(peer);
-      });
+      }, this.#sessions);
       this.#peers.add(peer);
       if (!this.#stopping && plan.announced) idle?.watch(peer);
       this.logger.info(`Connection ${id} opened from ${from}`);

@@ -16,6 +16,7 @@
 
 import type { Clock } from "./clock.ts";
 import { ChannelDeadError, ClosedError, DisconnectedError } from "./errors.ts";
+import { sessions } from "./_session.ts";
 import type { Params } from "./envelope.ts";
 import type { Logger } from "./log.ts";
 import type { Caller, CallOptions, Peer } from "./peer.ts";
@@ -126,6 +127,7 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
 
   #state: ClientState = "connecting";
   #peer: AnyPeer | undefined;
+  #openedAt = 0;
   #socket: WebSocketLike | undefined;
   #attempt = 0;
   #retries = 0;
@@ -415,6 +417,7 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
     let dialled = false; // the socket exists: the credentials were sent
     let fallingBack = false; // the next attempt sends other credentials
     try {
+      const suspended = this.#peer && sessions.get(this.#peer);
       const peer = await dial(this.#options as ResolvedClientOptions<unknown, unknown>, {
         useProof,
         current: () => generation === this.#generation,
@@ -422,6 +425,8 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
           this.#socket = socket;
           dialled = true;
         },
+        resuming: suspended?.suspended ? { session: suspended, peer: this.#peer! } : undefined,
+        suspended: (code, reason) => this.#onSuspended(code, reason),
       });
       if (generation !== this.#generation) return peer.close(1000, "Superseded");
       return this.#onOpen(peer);
@@ -459,12 +464,14 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
   #onOpen(peer: AnyPeer): void {
     this.#clock.clearTimeout(this.#deadTimer);
     this.#warned = false;
+    const resumed = this.#peer === peer; // the same session, on a new socket
     this.#peer = peer;
     const attempt = this.#attempt;
-    const openedAt = this.#clock.now();
+    const openedAt = this.#openedAt = this.#clock.now();
     this.#setState("open", attempt);
     this.#waiting.open(peer);
     if (peer.remote) this.#heartbeat?.watch(peer); // a seed server is never sent $/ping
+    if (resumed) return;
     peer.closed.then(({ code, reason }) => {
       this.#heartbeat?.forget(peer);
       if (this.#peer === peer) this.#peer = undefined;
@@ -480,9 +487,27 @@ export class Client<Remote = Contract, Local = Contract> extends EventTarget
     });
   }
 
+  /** The socket dropped, and the session waits to be resumed: reconnect to resume it. */
+  #onSuspended(code: number, reason: string): void {
+    const peer = this.#peer;
+    if (this.#state !== "open" || !peer) return;
+    this.#heartbeat?.forget(peer);
+    const error = new DisconnectedError(code, reason);
+    const policy = this.#options.reconnect;
+    if (!policy) return void peer.close(code, reason); // cannot come back: calls fail now
+    this.#logger.info(`Connection lost (${code}${reason ? ` ${reason}` : ""}); resuming`);
+    this.#attempt = 0;
+    const stable = this.#clock.now() - this.#openedAt >= policy.stableAfterMs;
+    this.#startConnecting(false, error, stable);
+  }
+
   #die(error?: unknown): void {
     if (this.#state === "closed" || this.#state === "dead") return;
     if (this.#state === "open" && this.#peer && !this.#peer.closeInfo) return;
+    // A session still waiting to be resumed ends: its calls fail as without resume.
+    if (this.#peer && sessions.get(this.#peer)?.suspended) {
+      void this.#peer.close(1006, "Connection lost, and not resumed");
+    }
     this.#abandonAttempt();
     this.#clock.clearTimeout(this.#deadTimer);
     this.#setState("dead", this.#attempt, undefined, error);

@@ -661,12 +661,18 @@ export const PING_METHOD = "$/ping";
 export const HELLO_METHOD = "$/hello";
 /**
  * The protocol revision this peer declares in `$/hello`; 1 is the seed's format alone, 2 added
- * `$/hello`, 3 the `binary` feature. Features are still listed by name: a peer of revision 2
- * lists none.
+ * `$/hello`, 3 the `binary` feature, 4 the `resume` feature. Features are still listed by
+ * name: a peer of revision 2 lists none.
  */
-export const PROTOCOL_REVISION = 3;
+export const PROTOCOL_REVISION = 4;
 /** The `$/hello` feature of binary messages: bytes in params and results (PROTOCOL.md §2). */
 export const BINARY_FEATURE = "binary";
+/** The `$/hello` feature of resuming a dropped connection without loss (PROTOCOL.md §8). */
+export const RESUME_FEATURE = "resume";
+/** The close reason (with 1001) of a server's idle check; it suspends a resumable session. */
+export const IDLE_CLOSE_REASON = "No answer to $/ping";
+/** The reserved notification acknowledging messages of a resumable session: params `[n]`. */
+export const ACK_METHOD = "$/ack";
 /** The upgrade header carrying `<nonce>.<offer>` from clients that can set headers. */
 export const PROOF_HEADER = "X-Mist-Proof";
 /** Browsers offer the subprotocol `mist.proof.<nonce>.<offer>` instead. */

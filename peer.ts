@@ -23,6 +23,7 @@ import {
   type EnvelopeDecodeError,
   type Params,
   type RequestId,
+  RESUME_FEATURE,
 } from "./envelope.ts";
 import { DisconnectedError, LimitError, NotNegotiatedError, RemoteError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -38,12 +39,14 @@ import {
   cancelTarget,
   HELLO_METHOD,
   helloParams,
+  LOCAL_FEATURES,
   PING_METHOD,
   readHello,
   type RemoteInfo,
 } from "./_reserved.ts";
 import { SendQueue } from "./_send_queue.ts";
 import { readBinaryMessage, toBinary } from "./_binary.ts";
+import { Session } from "./_session.ts";
 import type { Frame, Transport } from "./transport.ts";
 
 export {
@@ -182,6 +185,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
   #requireHello: boolean;
   #remote: RemoteInfo | undefined;
   #binary = false; // both sides agreed on binary messages
+  #features: readonly string[]; // what this side supports
 
   /** Resolves once, when the connection has closed (either side, any reason). */
   readonly closed: Promise<{ readonly code: number; readonly reason: string }>;
@@ -222,6 +226,9 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
     };
     this.#handlers = new RunningHandlers(this, reply, this.#logger, clock);
     this.#requireHello = resolved.requireHello;
+    this.#features = transport instanceof Session && transport.offers
+      ? [...LOCAL_FEATURES, RESUME_FEATURE]
+      : LOCAL_FEATURES;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     transport.start({
       frame: (data) => this.#onFrame(data),
@@ -273,13 +280,20 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
   ): Promise<{ readonly version: number; readonly features: readonly string[] } | undefined> {
     let result: unknown;
     try {
-      result = await this.#call(HELLO_METHOD, helloParams(extra), options);
+      result = await this.#call(HELLO_METHOD, helloParams(extra, this.#features), options);
     } catch (error) {
       if (error instanceof RemoteError) return undefined; // an older peer: unknown method
       throw error;
     }
     const info = readHello(result);
-    if (info) this.#agree(info);
+    if (info) {
+      this.#agree(info);
+      const token = (result as { resume?: { token?: unknown } }).resume?.token;
+      if (this.#resumes) {
+        if (typeof token === "string") (this.#transport as Session).begin(token);
+        else this.#drop(RESUME_FEATURE); // no token: nothing to resume with
+      }
+    }
     return this.#remote;
   }
 
@@ -469,13 +483,26 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
     const info = readHello(params);
     if (!info) return this.#send(encodeFailure(id, refusal.hello()));
     this.#agree(info);
-    this.#send(encodeSuccess(id, helloParams({}, this.#remote!.features)));
+    const session = this.#resumes ? this.#transport as Session : undefined;
+    const extra = session ? { resume: { token: session.issue(), received: 0 } } : {};
+    this.#send(encodeSuccess(id, helloParams(extra, this.#remote!.features)));
+    session?.begin(); // numbering starts after the answer
   }
 
   /** Records the other side's hello: from now on, the features both support are used. */
   #agree(info: RemoteInfo): void {
-    this.#remote = { version: info.version, features: agreed(info.features) };
+    this.#remote = { version: info.version, features: agreed(info.features, this.#features) };
     this.#binary = this.#remote.features.includes(BINARY_FEATURE);
+  }
+
+  /** Whether both sides agreed on `resume`. */
+  get #resumes(): boolean {
+    return this.#remote?.features.includes(RESUME_FEATURE) ?? false;
+  }
+
+  #drop(feature: string): void {
+    const { version, features } = this.#remote!;
+    this.#remote = { version, features: features.filter((f) => f !== feature) };
   }
 
   #onNotification(method: string, params: Params): void {

@@ -287,6 +287,7 @@ Deno.test("The message limit counts every section of a binary message, on both s
       .register("give", ([n]) => bytes(Number(n))),
   });
   await using client = connect(t, { maxMessageBytes: limit });
+  await t.nextPeer(); // the client's: the scripted peer's comes next
   // Sending: the whole frame is checked before anything is written.
   const header = toBinary([bytes(0)], (json) => encodeRequest(1, "echo", json as unknown[]))
     .byteLength; // the first call's id is 1: the hello was 0
@@ -358,7 +359,7 @@ Deno.test("A client that disconnects mid-transfer, either way, leaves the server
   const head = new Uint8Array(4096);
   await conn.read(head); // the 101
   const hello = encoder.encode(
-    '{"id":0,"method":"$/hello","params":{"version":3,"features":["binary"]}}',
+    '{"id":0,"method":"$/hello","params":{"version":4,"features":["binary"]}}',
   );
   assert.ok(hello.length < 126);
   await writeAll(conn, new Uint8Array([0x81, 0x80 | hello.length, 0, 0, 0, 0, ...hello]));

@@ -817,9 +817,9 @@ Deno.test("Peer.hello() declares this side and learns the other's; reserved meth
   // Before hello: a timed-out call sends no $/cancel (a seed peer never sees a reserved method).
   await assert.rejects(b.call("hang", [], { timeoutMs: 1 }), { name: "TimeoutError" });
   assert.ok(!tb.sent.some((frame) => frame.includes("$/cancel")));
-  assert.deepEqual(await b.hello(), { version: 3, features: ["binary"] });
-  assert.deepEqual(a.remote, { version: 3, features: ["binary"] });
-  assert.deepEqual(b.remote, { version: 3, features: ["binary"] });
+  assert.deepEqual(await b.hello(), { version: 4, features: ["binary"] });
+  assert.deepEqual(a.remote, { version: 4, features: ["binary"] });
+  assert.deepEqual(b.remote, { version: 4, features: ["binary"] });
   await assert.rejects(b.call("hang", [], { timeoutMs: 1 }), { name: "TimeoutError" });
   assert.ok(tb.sent.some((frame) => frame.includes("$/cancel")));
   await finish(a, b);
@@ -848,7 +848,7 @@ Deno.test("Peer.hello() toward a seed peer leaves remote undefined, whether it a
     assert.deepEqual(JSON.parse(tb.sent[0]), {
       id: 0,
       method: "$/hello",
-      params: { version: 3, features: ["binary"] },
+      params: { version: 4, features: ["binary"] },
     });
     ta.send(reply);
     assert.equal(await hello, undefined);

@@ -232,7 +232,7 @@ Deno.test("Client with auth 'proof' works with serveLocal in both credential for
   for (const secretVia of ["header", "protocol"] as const) {
     await using client = connect(t, { auth: "proof", secretVia });
     assert.deepEqual(await client.call("echo", [secretVia]), [secretVia]);
-    assert.deepEqual(client.peer?.remote, { version: 3, features: ["binary"] });
+    assert.deepEqual(client.peer?.remote, { version: 4, features: ["binary", "resume"] });
   }
   await stop(t);
 });

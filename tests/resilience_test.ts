@@ -235,6 +235,7 @@ Deno.test("Client sends $/ping only after heartbeat.intervalMs of silence, on it
     await using client = connect(t, {
       clock,
       heartbeat: { intervalMs: 777, timeoutMs: 5000 },
+      resume: false, // its acknowledgement timer would run on this clock too
       webSocketFactory: (url, init) =>
         spySocket(new NoDelayWebSocket(url, init), (frame) => {
           if (frame.includes('"method":"$/ping"')) pings++;

@@ -1,0 +1,180 @@
+/**
+ * Resume without loss (PROTOCOL.md §8): a TCP connection cut through a relay, with calls in
+ * flight both ways and notifications, loses nothing and runs nothing twice; and each fallback
+ * (server restarted, grace period over, buffer overflowed, a server without resume) ends in the
+ * seed's behaviour: `DisconnectedError`, then a new connection. Over real loopback sockets.
+ */
+
+import assert from "node:assert/strict";
+import { type Client, DisconnectedError, HandlerRegistry } from "../mod.ts";
+import { connectTo, startServer, stop, type TestServer, within } from "./_helpers.ts";
+import type { ServeLocalOptions } from "../mod.ts";
+import { type Relay, startRelay } from "./_relay.ts";
+
+const CALLS = 100;
+const NOTES = 100;
+
+/** Handlers that count their runs: `sleep [ms, i]` answers i after ms; `note [i]` records i. */
+function counting(): { registry: HandlerRegistry; runs: Map<number, number>; notes: number[] } {
+  const runs = new Map<number, number>();
+  const notes: number[] = [];
+  const registry = new HandlerRegistry()
+    .register("sleep", async ([ms, i]) => {
+      runs.set(Number(i), (runs.get(Number(i)) ?? 0) + 1);
+      await new Promise((resolve) => setTimeout(resolve, Number(ms)));
+      return i;
+    })
+    .register("echo", (params) => params)
+    .register("note", ([i]) => void notes.push(Number(i)));
+  return { registry, runs, notes };
+}
+
+async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
+  await within(
+    (async () => {
+      while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
+    })(),
+    what,
+    ms,
+  );
+}
+
+function serve(options: ServeLocalOptions = {}) {
+  const server = counting();
+  const t = startServer({ registry: server.registry, ...options });
+  return { t, server };
+}
+
+function client(port: number, t: TestServer, extra = {}): Client {
+  return connectTo(`ws://127.0.0.1:${port}/`, t.secret, {
+    reconnect: { delaysMs: [20], maxDelayMs: 50, deadAfterMs: 10_000 },
+    ...extra,
+  });
+}
+
+Deno.test("A cut connection resumes: 100 calls each way and notifications settle once, in order, nothing run twice", async () => {
+  const { t, server } = serve();
+  await using _t = t;
+  await using relay = startRelay(t.server.port);
+  const local = counting();
+  await using c = client(relay.port, t, { registry: local.registry });
+  await c.opened();
+  const peer = await t.nextPeer();
+  assert.deepEqual(peer.remote?.features, ["binary", "resume"]);
+  const up = Array.from({ length: CALLS }, (_, i) => c.call("sleep", [300, i]));
+  const down = Array.from({ length: CALLS }, (_, i) => peer.call("sleep", [300, i]));
+  for (let i = 0; i < NOTES / 2; i++) {
+    c.notify("note", [i]);
+    peer.notify("note", [i]);
+  }
+  await until(
+    "the handlers to start",
+    () => server.runs.size === CALLS && local.runs.size === CALLS,
+  );
+  const clientPeer = c.peer!;
+  relay.cut();
+  // Sent after the cut, before either side noticed.
+  for (let i = NOTES / 2; i < NOTES; i++) {
+    c.notify("note", [i]);
+    peer.notify("note", [i]);
+  }
+  assert.deepEqual(await Promise.all(up), Array.from({ length: CALLS }, (_, i) => i));
+  assert.deepEqual(await Promise.all(down), Array.from({ length: CALLS }, (_, i) => i));
+  await until(
+    "every notification",
+    () => server.notes.length >= NOTES && local.notes.length >= NOTES,
+  );
+  const inOrder = Array.from({ length: NOTES }, (_, i) => i);
+  assert.deepEqual(server.notes, inOrder);
+  assert.deepEqual(local.notes, inOrder);
+  assert.ok([...server.runs.values()].every((n) => n === 1), "each request ran once on the server");
+  assert.ok([...local.runs.values()].every((n) => n === 1), "each request ran once on the client");
+  assert.equal(relay.accepted, 2, "one reconnection");
+  assert.equal(c.peer, clientPeer, "the same session");
+  assert.equal(t.peers.filter((p) => !p.closeInfo).length, 1);
+  await stop(t, c);
+});
+
+/**
+ * Cuts a connection with a `hang` call in flight and checks the seed's fallback: the call
+ * rejects with `DisconnectedError` (never hangs, never resolves twice), the handler ran once,
+ * and the client is open again on a new connection.
+ */
+async function fallsBack(
+  t: TestServer,
+  c: Client,
+  relay: Relay,
+  between: () => Promise<void> = async () => {},
+): Promise<void> {
+  await c.opened();
+  let runs = 0;
+  t.registry.register("hang", (_params, ctx) => {
+    runs++;
+    return new Promise((_resolve, reject) =>
+      ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason))
+    );
+  });
+  const call = c.call("hang", []);
+  await until("the call to run", () => runs === 1);
+  relay.cut();
+  await between();
+  await within(assert.rejects(call, DisconnectedError), "the call to fail");
+  await within(c.opened(), "a new connection");
+  assert.deepEqual(await c.call("echo", ["again"]), ["again"]);
+  assert.equal(runs, 1);
+}
+
+Deno.test("Resume falls back when the server restarted: DisconnectedError, then a new connection", async () => {
+  const first = serve({ shutdownGraceMs: 0 });
+  const port = first.t.server.port;
+  await using relay = startRelay(port);
+  await using c = client(relay.port, first.t, {
+    reconnect: { delaysMs: [300], deadAfterMs: 10_000 },
+  });
+  let second: TestServer | undefined;
+  await fallsBack(first.t, c, relay, async () => {
+    await first.t.server.shutdown();
+    second = startServer({ port, secret: first.t.secret }); // same port and secret, no sessions
+  });
+  second!.registry.register("hang", () => new Promise(() => {}));
+  await stop(second!, c);
+});
+
+Deno.test("Resume falls back when the grace period ended: the server forgot the session", async () => {
+  const { t } = serve({ resume: { graceMs: 100 } });
+  await using _t = t;
+  await using relay = startRelay(t.server.port);
+  // The first retry comes after the grace period.
+  await using c = client(relay.port, t, { reconnect: { delaysMs: [600], deadAfterMs: 10_000 } });
+  await fallsBack(t, c, relay);
+  assert.ok(t.peers[0].closeInfo, "the suspended session ended on the server");
+  await stop(t, c);
+});
+
+Deno.test("Resume falls back when the replay buffer overflowed while suspended", async () => {
+  const { t } = serve({ resume: { maxBufferMessages: 10 } });
+  await using _t = t;
+  await using relay = startRelay(t.server.port);
+  await using c = client(relay.port, t, { reconnect: { delaysMs: [200], deadAfterMs: 10_000 } });
+  await fallsBack(t, c, relay, async () => {
+    const server = t.peers[0];
+    // The server notices the cut, then sends more than its buffer keeps.
+    await until("the server to notice", () => server.stats.pendingCalls === 0);
+    for (let i = 0; i < 20; i++) server.notify("note", [i]);
+  });
+  assert.equal(t.peers[0].closeInfo?.code, 1006);
+  await stop(t, c);
+});
+
+Deno.test("Without resume on either side, a cut fails the calls in flight and reconnects (the seed's behaviour)", async () => {
+  for (const [serverResume, clientResume] of [[false, undefined], [undefined, false]] as const) {
+    const { t } = serve({ resume: serverResume });
+    await using _t = t;
+    await using relay = startRelay(t.server.port);
+    await using c = client(relay.port, t, { resume: clientResume });
+    await c.opened();
+    assert.deepEqual((await t.nextPeer()).remote?.features, ["binary"]);
+    await fallsBack(t, c, relay);
+    await stop(t, c);
+  }
+});
