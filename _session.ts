@@ -32,8 +32,10 @@ export const DEFAULT_REPLAY_LIMITS: ReplayLimits = {
   maxBufferMessages: 4096,
 };
 
-/** A receiver acknowledges after this many messages... */
+/** A receiver acknowledges after this many messages, or this many bytes (large messages are
+ * released by the sender at once rather than kept alive into the old generation)... */
 const ACK_EVERY = 64;
+const ACK_EVERY_BYTES = 256 * 1024;
 /** ...or this long after the first one it has not acknowledged. */
 const ACK_DELAY_MS = 250;
 
@@ -87,6 +89,7 @@ export class Session implements Transport {
   #sent = 0; // number of the last message sent
   #received = 0; // number of the last message received
   #acked = 0; // the last acknowledgement sent
+  #unackedBytes = 0; // size of the messages received since
   #ackTimer: unknown;
   // Unacknowledged messages: #buffer[#head..] are numbers #sent - (length - #head) + 1 .. #sent.
   #buffer: (string | Uint8Array)[] = [];
@@ -319,8 +322,10 @@ export class Session implements Transport {
     if (!this.#begun) return this.#sink!.frame(data);
     if (typeof data === "string" && data.startsWith(ACK_PREFIX)) return this.#onAck(data);
     this.#received++;
-    if (this.#received - this.#acked >= ACK_EVERY) this.#ack();
-    else this.#ackTimer ??= this.#clock.setTimeout(() => this.#ack(), ACK_DELAY_MS);
+    this.#unackedBytes += size(data instanceof ArrayBuffer ? new Uint8Array(data) : data);
+    if (this.#received - this.#acked >= ACK_EVERY || this.#unackedBytes >= ACK_EVERY_BYTES) {
+      this.#ack();
+    } else this.#ackTimer ??= this.#clock.setTimeout(() => this.#ack(), ACK_DELAY_MS);
     this.#sink!.frame(data);
   }
 
@@ -352,6 +357,7 @@ export class Session implements Transport {
     this.#ackTimer = undefined;
     if (!this.#link || this.#received === this.#acked) return;
     this.#acked = this.#received;
+    this.#unackedBytes = 0;
     this.#link.send(`${ACK_PREFIX}${this.#received}]}`);
   }
 
