@@ -14,8 +14,10 @@ const PANELS = [
   { title: "1 MiB echo, MB/s", hint: "× floor, higher is better", column: 3 },
 ] as const;
 
-const COLORS = [
+/** Bar colours, by row; also the series colours of bench/payload_sweep.ts. */
+export const COLORS: readonly string[] = [
   "#6b7280",
+  "#374151",
   "#9ca3af",
   "#2563eb",
   "#f59e0b",
@@ -23,6 +25,8 @@ const COLORS = [
   "#10b981",
   "#ef4444",
   "#8b5cf6",
+  "#ec4899",
+  "#14b8a6",
 ];
 
 /** Bars above this ratio are cut (and marked) so that one outlier does not flatten the rest. */
@@ -33,12 +37,14 @@ const PLOT_HEIGHT = 240;
 const TOP = 70;
 const LEFT = 40;
 
-function escapeXml(text: string): string {
+/** Escapes `text` for SVG text content and attribute values. */
+export function escapeXml(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;")
     .replaceAll('"', "&quot;");
 }
 
-function text(x: number, y: number, content: string, attributes = ""): string {
+/** One SVG `<text>` element at (x, y), its content escaped; `attributes` are written as is. */
+export function text(x: number, y: number, content: string, attributes = ""): string {
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" ${attributes}>${escapeXml(content)}</text>`;
 }
 
@@ -88,6 +94,17 @@ function panel(report: Report, index: number): string {
       y(1).toFixed(1)
     }" stroke="#111" stroke-dasharray="4 3"/>`,
   );
+  const strictRow = report.rows.find((row) => row.stack.name === report.strictFloor);
+  const strict = strictRow === undefined ? undefined : ratios(report, strictRow)[column];
+  if (strict !== undefined && strict <= CAP) {
+    // A dotted line at the strict floor, so a bar can be read against either floor.
+    parts.push(
+      `<line x1="${x0}" y1="${y(strict).toFixed(1)}" x2="${x0 + plotWidth}" y2="${
+        y(strict).toFixed(1)
+      }" stroke="#374151" stroke-dasharray="1 3"/>`,
+      text(x0 + plotWidth + 2, y(strict) + 4, "strict", 'fill="#374151" font-size="10"'),
+    );
+  }
   return parts.join("\n");
 }
 
@@ -106,7 +123,8 @@ export function renderSvg(report: Report): string {
   const width = LEFT + PANELS.length * PANEL_WIDTH;
   const legendTop = TOP + PLOT_HEIGHT + 36;
   const height = legendTop + Math.ceil(report.rows.length / 4) * 22 + 30;
-  const caption = `Ratio to ${report.floor} (dashed line = 1×; bars above ${CAP}× are cut), ` +
+  const caption = `Ratio to ${report.floor} (dashed line = 1×, dotted = ${report.strictFloor}; ` +
+    `bars above ${CAP}× are cut), ` +
     `${report.mode} run, ` +
     `${report.machine.date}, Deno ${report.machine.deno}, Node ${report.machine.node ?? "n/a"}`;
   return [

@@ -26,13 +26,14 @@ export const USAGE = `Usage: main.ts [--quick] [--rounds N] [--markdown PATH] [-
 
 Measures Mist and other RPC-over-WebSocket stacks (server and client in separate processes on
 127.0.0.1) and prints a table of p50/p99 latency, calls/s with 64 in flight and MB/s for a 1 MiB
-echo, each with its ratio to raw-deno.
+echo, each with its ratio to raw-deno, and Mist's ratios to raw-deno-strict (no JSON at all).
 
   --quick          small counts and one round (smoke test, under a minute)
   --rounds N       run every stack N times, interleaved, and report medians (default 3)
   --markdown PATH  also write the table as Markdown
   --svg PATH       also write a bar chart of the ratios as SVG
-  --stacks LIST    only these stacks (raw-deno always runs: it is the floor)
+  --stacks LIST    only these stacks (raw-deno always runs: it is the floor; raw-deno-strict
+                   runs with mist and mist-native-socket, which are also divided by it)
 `;
 
 /** Parses `args`; throws a `TypeError` with a message for the user on a bad command line. */

@@ -22,7 +22,7 @@ import { renderMarkdown, renderText, type Report } from "./report.ts";
 import { type Attempt, runRounds } from "./rounds.ts";
 import { type Outcome, runStack } from "./runner.ts";
 import { buildMistPackage, bundleNodeStacks, ensureNodeModules } from "./setup.ts";
-import { FLOOR, type StackInfo, STACKS } from "./stacks.ts";
+import { FLOOR, type StackInfo, STACKS, STRICT_FLOOR } from "./stacks.ts";
 
 /** bench/compare, where the stacks, package.json and node_modules are. */
 const DIR = decodeURIComponent(new URL(".", import.meta.url).pathname).replace(/\/$/, "");
@@ -44,7 +44,11 @@ function selectStacks(options: Options): StackInfo[] {
   if (wanted === undefined) return [...STACKS];
   const unknown = wanted.filter((name) => !STACKS.some((stack) => stack.name === name));
   if (unknown.length > 0) throw new TypeError(`unknown stack(s): ${unknown.join(", ")}`);
-  return STACKS.filter((stack) => stack.name === FLOOR || wanted.includes(stack.name));
+  // The strict floor comes along with any stack that is also divided by it.
+  const strict = STACKS.some((stack) => stack.versusStrict && wanted.includes(stack.name));
+  return STACKS.filter((stack) =>
+    stack.name === FLOOR || wanted.includes(stack.name) || (strict && stack.name === STRICT_FLOOR)
+  );
 }
 
 function summary(name: string, outcome: Outcome): string {
@@ -97,6 +101,7 @@ async function main(options: Options): Promise<number> {
     plan,
     mode,
     floor: FLOOR,
+    strictFloor: STRICT_FLOOR,
     rows,
     rounds,
     seconds: (performance.now() - started) / 1000,

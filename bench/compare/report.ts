@@ -33,6 +33,11 @@ export interface Report {
   readonly mode: string;
   /** The floor's name. */
   readonly floor: string;
+  /**
+   * The strict floor's name: the second base of the stacks marked `versusStrict`, shown in a
+   * table of its own so that every other ratio stays a ratio to {@linkcode floor}.
+   */
+  readonly strictFloor: string;
   /** One row per stack, the floor's among them. */
   readonly rows: readonly Row[];
   /** Wall-clock seconds of the whole run. */
@@ -63,9 +68,12 @@ const COLUMNS: readonly Column[] = [
   },
 ];
 
-/** A stack's measurement ÷ the floor's, per column; undefined where either is missing. */
-export function ratios(report: Report, row: Row): (number | undefined)[] {
-  const floor = report.rows.find((r) => r.stack.name === report.floor)?.outcome;
+/**
+ * A stack's measurement ÷ a floor's (by default the report's floor), per column; undefined where
+ * either is missing.
+ */
+export function ratios(report: Report, row: Row, base = report.floor): (number | undefined)[] {
+  const floor = report.rows.find((r) => r.stack.name === base)?.outcome;
   return COLUMNS.map((column) => {
     if (row.outcome.kind !== "measured" || floor?.kind !== "measured") return undefined;
     const base = column.value(floor.measurement);
@@ -92,6 +100,24 @@ function cells(report: Report): string[][] {
   return [header, ...body];
 }
 
+/** The second table: each `versusStrict` stack's ratios to the strict floor; empty if none. */
+function strictCells(report: Report): string[][] {
+  const floor = report.rows.find((row) => row.stack.name === report.strictFloor);
+  const rows = report.rows.filter((row) =>
+    row.stack.versusStrict && row.outcome.kind === "measured"
+  );
+  if (floor?.outcome.kind !== "measured" || rows.length === 0) return [];
+  const header = [`÷ ${report.strictFloor}`, ...COLUMNS.map((c) => c.header), "runtime"];
+  const body = rows.map((row) => [
+    row.stack.name,
+    ...ratios(report, row, report.strictFloor).map((r) =>
+      r === undefined ? "n/a" : `${r.toFixed(2)}×`
+    ),
+    row.stack.runtime,
+  ]);
+  return [header, ...body];
+}
+
 function notes(report: Report): string[] {
   const { machine, plan } = report;
   const lines = [
@@ -115,6 +141,8 @@ function notes(report: Report): string[] {
     `(payload out and back; envelopes not counted).`,
     `(N.NN×) = this stack ÷ ${report.floor} from the same run: above 1 is slower for latency, ` +
     `below 1 is slower for throughput.`,
+    `${report.strictFloor} echoes like ${report.floor} with no JSON on either side; the ` +
+    `"÷ ${report.strictFloor}" table divides by it instead (same run, same meaning of above/below 1).`,
     `The Node stacks run from TypeScript bundled by deno bundle, npm packages left external.`,
     `Runtimes (server and client):`,
     ...report.rows.map((row) => `  ${row.stack.name}: ${row.stack.runtime} — ${row.stack.note}`),
@@ -125,15 +153,19 @@ function notes(report: Report): string[] {
   return lines;
 }
 
-/** The table as aligned plain text, followed by the notes. */
-export function renderText(report: Report): string {
-  const matrix = cells(report);
+function alignedText(matrix: string[][]): string[] {
+  if (matrix.length === 0) return [];
   const widths = matrix[0].map((_, column) => Math.max(...matrix.map((row) => row[column].length)));
   const line = (row: string[]): string =>
     row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join("  ")
       .trimEnd();
   const rule = widths.map((w) => "-".repeat(w)).join("  ");
-  return [line(matrix[0]), rule, ...matrix.slice(1).map(line), "", ...notes(report), ""]
+  return [line(matrix[0]), rule, ...matrix.slice(1).map(line), ""];
+}
+
+/** The tables as aligned plain text, followed by the notes. */
+export function renderText(report: Report): string {
+  return [...alignedText(cells(report)), ...alignedText(strictCells(report)), ...notes(report), ""]
     .join("\n");
 }
 
@@ -141,18 +173,21 @@ function escapeMarkdown(text: string): string {
   return text.replaceAll("|", "\\|");
 }
 
-/** The table as Markdown, followed by the notes as a list. */
-export function renderMarkdown(report: Report): string {
-  const [header, ...body] = cells(report);
+function markdownTable(matrix: string[][]): string[] {
+  if (matrix.length === 0) return [];
+  const [header, ...body] = matrix;
   const row = (cells: string[]): string => `| ${cells.map(escapeMarkdown).join(" | ")} |`;
   const align = `| ${header.map((_, i) => i === 0 ? ":--" : "--:").join(" | ")} |`;
+  return [row(header), align, ...body.map(row), ""];
+}
+
+/** The tables as Markdown, followed by the notes as a list. */
+export function renderMarkdown(report: Report): string {
   return [
     `# Mist vs other RPC stacks over WebSocket (${report.mode})`,
     "",
-    row(header),
-    align,
-    ...body.map(row),
-    "",
+    ...markdownTable(cells(report)),
+    ...markdownTable(strictCells(report)),
     ...notes(report).map((note) => note.startsWith("  ") ? `  - ${note.trim()}` : `- ${note}`),
     "",
   ].join("\n");

@@ -25,10 +25,18 @@ export interface StackInfo {
   readonly shrink?: (plan: Plan) => Plan;
   /** Loads Mist's npm package, which `setup.ts` builds into `.build/npm/` before the run. */
   readonly mistPackage?: boolean;
+  /** Also report its ratios to {@linkcode STRICT_FLOOR} (runs the strict floor with it). */
+  readonly versusStrict?: boolean;
 }
 
 /** The floor that every ratio is taken against; always run first. */
 export const FLOOR = "raw-deno";
+
+/**
+ * The strict floor: a verbatim echo with no JSON on either side. A row with its ratio to
+ * {@linkcode FLOOR}, and the second base of the stacks marked {@linkcode StackInfo.versusStrict}.
+ */
+export const STRICT_FLOOR = "raw-deno-strict";
 
 const DENO_NET = ["--allow-net=127.0.0.1", "--allow-env"];
 
@@ -41,6 +49,14 @@ export const STACKS: readonly StackInfo[] = [
     permissions: DENO_NET,
     note: "Deno.serve echoing frames verbatim; Deno's native WebSocket client (Nagle on), " +
       "JSON encode/decode, replies matched in order",
+  },
+  {
+    name: STRICT_FLOOR,
+    runtime: "deno",
+    entry: "stacks/raw_deno_strict.ts",
+    permissions: DENO_NET,
+    note: "the strict floor: the same server and client socket as raw-deno, but no JSON on " +
+      "either side (pre-built request text, echoes matched by counting and checked by length)",
   },
   {
     name: "raw-ws",
@@ -56,6 +72,14 @@ export const STACKS: readonly StackInfo[] = [
     entry: "stacks/mist.ts",
     permissions: [...DENO_NET, "--allow-read"],
     note: "serveLocal server; Mist Client, authenticated with a SharedSecret",
+    versusStrict: true,
+  },
+  {
+    name: "mist-no-resume",
+    runtime: "deno",
+    entry: "stacks/mist_no_resume.ts",
+    permissions: [...DENO_NET, "--allow-read"],
+    note: "as mist, with resume off on both sides: the cost of resume is mist ÷ this",
   },
   {
     name: "mist-native-socket",
@@ -63,6 +87,7 @@ export const STACKS: readonly StackInfo[] = [
     entry: "stacks/mist_native_socket.ts",
     permissions: [...DENO_NET, "--allow-read"],
     note: "as mist, but the Client on Deno's native WebSocket (Nagle on): the RPC core alone",
+    versusStrict: true,
   },
   {
     name: "mist-node",

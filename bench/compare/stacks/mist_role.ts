@@ -23,7 +23,7 @@ const SHUTDOWN_GRACE_MS = 2_000;
  * @param socket `"default"`: the Client's own choice (the no-delay socket on Deno);
  * `"native"`: Deno's native WebSocket, to separate the socket's cost from the core's.
  */
-export async function runMist(socket: "default" | "native"): Promise<void> {
+export async function runMist(socket: "default" | "native", resume = true): Promise<void> {
   await runRole({
     async serve(): Promise<Ready | Skipped> {
       try {
@@ -35,7 +35,7 @@ export async function runMist(socket: "default" | "native"): Promise<void> {
         const secret = SharedSecret.generate();
         const registry = new HandlerRegistry();
         registry.register("echo", (params: unknown) => params);
-        const server = await serveLocal({ secret, registry, port: 0 });
+        const server = await serveLocal({ secret, registry, port: 0, resume: resume ? undefined : false });
         // Shut down the way a user would, but never let a stuck shutdown keep the process alive.
         Deno.addSignalListener("SIGTERM", () => {
           setTimeout(() => Deno.exit(0), SHUTDOWN_GRACE_MS);
@@ -56,6 +56,7 @@ export async function runMist(socket: "default" | "native"): Promise<void> {
         ]);
         const client = new Client(url, {
           secret: SharedSecret.fromHex(secret),
+          resume: resume ? undefined : false, // on by default
           webSocketFactory: socket === "native"
             ? (url, init) => new WebSocket(url, { headers: init.headers })
             : undefined,
