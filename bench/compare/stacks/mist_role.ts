@@ -35,7 +35,12 @@ export async function runMist(socket: "default" | "native", resume = true): Prom
         const secret = SharedSecret.generate();
         const registry = new HandlerRegistry();
         registry.register("echo", (params: unknown) => params);
-        const server = await serveLocal({ secret, registry, port: 0, resume: resume ? undefined : false });
+        const server = await serveLocal({
+          secret,
+          registry,
+          port: 0,
+          resume: resume ? undefined : false,
+        });
         // Shut down the way a user would, but never let a stuck shutdown keep the process alive.
         Deno.addSignalListener("SIGTERM", () => {
           setTimeout(() => Deno.exit(0), SHUTDOWN_GRACE_MS);
