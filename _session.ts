@@ -371,7 +371,7 @@ export class Session implements Transport {
     const first = this.#sent - (this.#buffer.length - this.#head) + 1;
     for (let seq = first; seq <= n && this.#head < this.#buffer.length; seq++) {
       this.#bufferBytes -= size(this.#buffer[this.#head]);
-      this.#head++;
+      this.#buffer[this.#head++] = EMPTY; // released now, not at the next compaction
     }
     // Compact now and then, not on every acknowledgement.
     if (this.#head > 1024 && this.#head * 2 > this.#buffer.length) {
@@ -388,6 +388,9 @@ export class Session implements Transport {
 
 /** How an acknowledgement starts; Mist writes it exactly so, and it is not numbered. */
 const ACK_PREFIX = `{"id":null,"method":"${ACK_METHOD}","params":[`;
+
+/** What a trimmed slot holds until the array is compacted. */
+const EMPTY = "";
 
 function size(frame: string | Uint8Array): number {
   return typeof frame === "string" ? frame.length : frame.byteLength;

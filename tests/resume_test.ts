@@ -7,7 +7,15 @@
 
 import assert from "node:assert/strict";
 import { type Client, DisconnectedError, HandlerRegistry } from "../mod.ts";
-import { connectTo, startServer, stop, type TestServer, within } from "./_helpers.ts";
+import {
+  connectTo,
+  runToEnd,
+  startServer,
+  stop,
+  succeeded,
+  type TestServer,
+  within,
+} from "./_helpers.ts";
 import type { ServeLocalOptions } from "../mod.ts";
 import { type Relay, startRelay } from "./_relay.ts";
 
@@ -177,4 +185,20 @@ Deno.test("Without resume on either side, a cut fails the calls in flight and re
     await fallsBack(t, c, relay);
     await stop(t, c);
   }
+});
+
+Deno.test("The replay buffer releases each message once acknowledged: 300 MiB through a 64 MiB heap", async () => {
+  // Kept acknowledged frames until the array was compacted, this ran out of heap (fatal OOM).
+  const script = new URL("./fixtures/resume_memory.ts", import.meta.url).pathname;
+  const output = succeeded(
+    await runToEnd(Deno.execPath(), [
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-read",
+      "--v8-flags=--max-old-space-size=64",
+      script,
+    ], { timeoutMs: 60_000 }),
+    "300 sequential 1 MiB calls with resume on",
+  );
+  assert.match(output.stdout, /^ok \d+/);
 });
