@@ -88,7 +88,8 @@ export interface ServeLocalOptions<Local = Contract, Remote = Contract>
    * Called with each new connection's peer, e.g. to call the client. A client that announced
    * `$/hello` at the upgrade (Mist's do) is reported once its hello arrived, so it can be
    * called at once; a seed client when its socket opens (`peer.call` toward it rejects with
-   * `NotNegotiatedError`: it does not answer requests).
+   * `NotNegotiatedError`: it does not answer requests). A client resuming a dropped connection
+   * (PROTOCOL.md §8) is not a new connection: its session's peer carries on, unreported.
    */
   onConnection?: (peer: Peer<Remote, Local>) => void;
   /**
@@ -105,14 +106,18 @@ export interface ServeLocalOptions<Local = Contract, Remote = Contract>
    * (Mist's do): a connection that drops without a close is kept as a suspended session for
    * `graceMs` — its calls pending, its handlers running, what it sends kept in a replay buffer
    * of at most `maxBufferBytes` and `maxBufferMessages` — and at most `maxSuspended` sessions
-   * are kept (beyond, the oldest ends). `false` turns it off.
-   * @default {{ graceMs: 30000, maxSuspended: 64, maxBufferBytes: 8388608, maxBufferMessages: 4096 }}
+   * are kept (beyond, the oldest ends). All sessions' buffers together hold at most
+   * `maxTotalBufferBytes`: a session that would go over can no longer be resumed (connected) or
+   * ends (suspended), so clients that do not acknowledge cannot make the server hold more.
+   * `false` turns it off.
+   * @default {{ graceMs: 30000, maxSuspended: 64, maxBufferBytes: 8388608, maxBufferMessages: 4096, maxTotalBufferBytes: 67108864 }}
    */
   resume?: false | {
     graceMs?: number;
     maxSuspended?: number;
     maxBufferBytes?: number;
     maxBufferMessages?: number;
+    maxTotalBufferBytes?: number;
   };
 }
 
@@ -279,6 +284,12 @@ export class ServeCore {
           "resume.maxBufferMessages",
           resume.maxBufferMessages,
           DEFAULT_RESUME.maxBufferMessages,
+          0,
+        ),
+        maxTotalBufferBytes: checkInt(
+          "resume.maxTotalBufferBytes",
+          resume.maxTotalBufferBytes,
+          DEFAULT_RESUME.maxTotalBufferBytes,
           0,
         ),
       },

@@ -24,6 +24,16 @@ export interface ReplayLimits {
   readonly maxBufferBytes: number;
   /** Most unacknowledged messages. */
   readonly maxBufferMessages: number;
+  /** A bound shared by every session of a server: their buffers together. */
+  readonly total?: ByteBudget;
+}
+
+/** Bytes that several sessions' buffers draw on together. */
+export interface ByteBudget {
+  /** Held now. */
+  used: number;
+  /** At most. */
+  readonly max: number;
 }
 
 /** Defaults of the replay buffer: 8 MiB and 4,096 messages a session. */
@@ -176,12 +186,11 @@ export class Session implements Transport {
       this.#sent++;
       const kept = keep(frame);
       this.#buffer.push(kept);
-      this.#bufferBytes += size(kept);
+      this.#held(size(kept));
       if (this.#overflowing()) {
         // The other side stopped acknowledging: resuming is no longer possible.
         this.#resumable = false;
-        this.#buffer = [];
-        this.#head = this.#bufferBytes = 0;
+        this.#release();
         if (!this.#link) {
           return this.end(1006, "Connection lost, and the resume buffer overflowed");
         }
@@ -348,8 +357,7 @@ export class Session implements Transport {
     this.#ended = true;
     this.#link = undefined;
     this.#clock.clearTimeout(this.#ackTimer);
-    this.#buffer = [];
-    this.#head = this.#bufferBytes = 0;
+    this.#release();
     this.#hooks.ended?.(this);
   }
 
@@ -371,7 +379,7 @@ export class Session implements Transport {
   #trim(n: number): void {
     const first = this.#sent - (this.#buffer.length - this.#head) + 1;
     for (let seq = first; seq <= n && this.#head < this.#buffer.length; seq++) {
-      this.#bufferBytes -= size(this.#buffer[this.#head]);
+      this.#held(-size(this.#buffer[this.#head]));
       this.#buffer[this.#head++] = EMPTY; // released now, not at the next compaction
     }
     // Compact now and then, not on every acknowledgement.
@@ -382,8 +390,21 @@ export class Session implements Transport {
   }
 
   #overflowing(): boolean {
-    return this.#buffer.length - this.#head > this.#limits.maxBufferMessages ||
-      this.#bufferBytes > this.#limits.maxBufferBytes;
+    const { maxBufferMessages, maxBufferBytes, total } = this.#limits;
+    return this.#buffer.length - this.#head > maxBufferMessages ||
+      this.#bufferBytes > maxBufferBytes || (total !== undefined && total.used > total.max);
+  }
+
+  #held(bytes: number): void {
+    this.#bufferBytes += bytes;
+    if (this.#limits.total) this.#limits.total.used += bytes;
+  }
+
+  /** Empties the buffer. */
+  #release(): void {
+    this.#held(-this.#bufferBytes);
+    this.#buffer = [];
+    this.#head = 0;
   }
 }
 

@@ -11,7 +11,7 @@
 import type { Clock } from "./clock.ts";
 import type { Logger } from "./log.ts";
 import { equalHex } from "./_proof.ts";
-import { DEFAULT_REPLAY_LIMITS, type ReplayLimits, Session } from "./_session.ts";
+import { type ByteBudget, DEFAULT_REPLAY_LIMITS, type ReplayLimits, Session } from "./_session.ts";
 import type { Transport } from "./transport.ts";
 
 /** The server's `resume` options, resolved. */
@@ -20,13 +20,19 @@ export interface ResumeLimits extends ReplayLimits {
   readonly graceMs: number;
   /** Most suspended sessions kept; beyond it the oldest ends. */
   readonly maxSuspended: number;
+  /** The replay buffers of all sessions together, in bytes. */
+  readonly maxTotalBufferBytes: number;
 }
 
-/** Defaults: 30 s grace, 64 suspended sessions, 8 MiB and 4,096 messages of buffer each. */
+/**
+ * Defaults: 30 s grace, 64 suspended sessions, 8 MiB and 4,096 messages of buffer each, 64 MiB
+ * for all sessions' buffers together.
+ */
 export const DEFAULT_RESUME: ResumeLimits = {
   ...DEFAULT_REPLAY_LIMITS,
   graceMs: 30_000,
   maxSuspended: 64,
+  maxTotalBufferBytes: 64 * 1024 * 1024,
 };
 
 interface Entry {
@@ -51,7 +57,7 @@ const hex = (bytes: number): string =>
  * ```
  */
 export class SessionTable {
-  readonly #limits: ResumeLimits;
+  readonly #limits: ResumeLimits & { readonly total: ByteBudget };
   readonly #clock: Clock;
   readonly #logger: Logger;
   readonly #byId = new Map<string, Entry>();
@@ -63,9 +69,14 @@ export class SessionTable {
    * @param logger Where expiries are logged.
    */
   constructor(limits: ResumeLimits, clock: Clock, logger: Logger) {
-    this.#limits = limits;
+    this.#limits = { ...limits, total: { used: 0, max: limits.maxTotalBufferBytes } };
     this.#clock = clock;
     this.#logger = logger;
+  }
+
+  /** Bytes held by all sessions' replay buffers now. */
+  get bufferedBytes(): number {
+    return this.#limits.total.used;
   }
 
   /** Suspended sessions now. */

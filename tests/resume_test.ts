@@ -245,3 +245,38 @@ Deno.test("Session replays exactly the unacknowledged messages, large text and b
   assert.deepEqual(second.sent, frames.slice(1));
   session.close(1000, "done");
 });
+
+Deno.test("The server's sessions together never hold more than maxTotalBufferBytes for clients that do not acknowledge", async () => {
+  const { SessionTable } = await import("../_session_table.ts");
+  const { realClock } = await import("../clock.ts");
+  const { quiet } = await import("./_helpers.ts");
+  const table = new SessionTable(
+    {
+      graceMs: 1000,
+      maxSuspended: 4,
+      maxBufferBytes: 1 << 20,
+      maxBufferMessages: 10_000,
+      maxTotalBufferBytes: 1 << 20,
+    },
+    realClock,
+    quiet,
+  );
+  const sink: Transport = { bufferedAmount: 0, start() {}, send() {}, close() {} };
+  const sessions = Array.from({ length: 4 }, () => table.create(sink));
+  for (const session of sessions) {
+    session.start({ frame() {}, closed() {} });
+    session.issue();
+    session.begin();
+  }
+  // Each client is sent 512 KiB it never acknowledges: 2 MiB asked for, 1 MiB allowed.
+  const frame = "x".repeat(1024);
+  for (const session of sessions) for (let i = 0; i < 512; i++) session.send(frame);
+  assert.ok(table.bufferedBytes <= 1 << 20, `held ${table.bufferedBytes}`);
+  assert.ok(table.bufferedBytes > 0);
+  // The sessions that went over keep nothing (they can no longer be resumed)...
+  const held = sessions.map((session) => session.unacknowledged.bytes);
+  assert.ok(held.filter((bytes) => bytes === 0).length >= 2, `held: ${held}`);
+  // ...and everything is released when they end.
+  for (const session of sessions) session.close(1000, "done");
+  assert.equal(table.bufferedBytes, 0);
+});
