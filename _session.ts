@@ -42,11 +42,14 @@ export const DEFAULT_REPLAY_LIMITS: ReplayLimits = {
   maxBufferMessages: 4096,
 };
 
-/** A receiver acknowledges after this many messages, or this many bytes (large messages are
- * released by the sender at once rather than kept alive into the old generation)... */
-const ACK_EVERY = 64;
-const ACK_EVERY_BYTES = 256 * 1024;
-/** ...or this long after the first one it has not acknowledged. */
+/**
+ * A receiver acknowledges after this many messages or bytes — a quarter of the default buffer,
+ * so the sender's buffer never fills — or this long after the first one it has not
+ * acknowledged. Rarely: an acknowledgement is a small write of its own, and on a socket with
+ * Nagle's algorithm on (Deno's native client) the write after it waits for the TCP ACK (~40 ms).
+ */
+const ACK_EVERY = 1024;
+const ACK_EVERY_BYTES = 2 * 1024 * 1024;
 const ACK_DELAY_MS = 250;
 
 /**
@@ -184,9 +187,14 @@ export class Session implements Transport {
     if (this.#ended) return;
     if (this.#resumable) {
       this.#sent++;
-      const kept = keep(frame);
-      this.#buffer.push(kept);
-      this.#held(size(kept));
+      if (typeof frame === "string" && frame.length < KEEP_AS_BYTES_CHARS) {
+        this.#buffer.push(frame); // the common case, inline
+        this.#held(frame.length);
+      } else {
+        const kept = keep(frame);
+        this.#buffer.push(kept);
+        this.#held(size(kept));
+      }
       if (this.#overflowing()) {
         // The other side stopped acknowledging: resuming is no longer possible.
         this.#resumable = false;
@@ -332,7 +340,7 @@ export class Session implements Transport {
     if (!this.#begun) return this.#sink!.frame(data);
     if (typeof data === "string" && data.startsWith(ACK_PREFIX)) return this.#onAck(data);
     this.#received++;
-    this.#unackedBytes += size(data);
+    this.#unackedBytes += typeof data === "string" ? data.length : data.byteLength;
     if (this.#received - this.#acked >= ACK_EVERY || this.#unackedBytes >= ACK_EVERY_BYTES) {
       this.#ack();
     } else this.#ackTimer ??= this.#clock.setTimeout(() => this.#ack(), ACK_DELAY_MS);
