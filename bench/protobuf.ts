@@ -16,7 +16,7 @@
  * `bench:protobuf` does).
  *
  * ```sh
- * ./deno task bench:protobuf [--rounds 30] [--diagnostics 10000]
+ * ./deno task bench:protobuf [--rounds 30] [--warmup 5] [--diagnostics 10000] [--no-resume]
  * ```
  *
  * @module
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "30" },
     warmup: { type: "string", default: "5" },
     diagnostics: { type: "string", default: "10000" },
+    // Both ends without the resume feature (its replay buffer), to see what it costs here.
+    "no-resume": { type: "boolean", default: false },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -116,15 +118,23 @@ const VARIANTS: Variant[] = [
   },
 ];
 
-/** A socket that counts the payload bytes it sends and receives (only for the byte counts). */
+/**
+ * A socket that counts the payload bytes it sends and receives (only for the byte counts). The
+ * protocol's own `$/` messages (acknowledgements of the resume feature, sent when the receiver
+ * gets to it) are counted apart, so that each call's figure is its request and its response.
+ */
 class CountingSocket implements WebSocketLike {
   sent = 0;
   received = 0;
+  housekeeping = 0;
   readonly #inner: WebSocketLike;
   constructor(inner: WebSocketLike) {
     this.#inner = inner;
     // Counted once here: Mist may listen for messages more than once.
-    inner.addEventListener("message", (event) => this.received += size(event.data));
+    inner.addEventListener("message", ({ data }) => {
+      if (isHousekeeping(data)) this.housekeeping += size(data);
+      else this.received += size(data);
+    });
   }
   get readyState(): number {
     return this.#inner.readyState;
@@ -142,7 +152,8 @@ class CountingSocket implements WebSocketLike {
     this.#inner.binaryType = value;
   }
   send(data: string | ArrayBuffer | Uint8Array): void {
-    this.sent += size(data);
+    if (isHousekeeping(data)) this.housekeeping += size(data);
+    else this.sent += size(data);
     this.#inner.send(data);
   }
   close(code?: number, reason?: string): void {
@@ -154,6 +165,13 @@ class CountingSocket implements WebSocketLike {
 }
 
 const utf8 = new TextEncoder();
+
+/** Whether a frame is one of the protocol's own messages (a small text frame, method `$/…`). */
+function isHousekeeping(data: unknown): boolean {
+  if (typeof data !== "string" || data.length > 1_024) return false;
+  const method = JSON.parse(data).method;
+  return typeof method === "string" && method.startsWith("$/");
+}
 function size(data: unknown): number {
   if (typeof data === "string") return utf8.encode(data).byteLength;
   if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) return data.byteLength;
@@ -184,20 +202,24 @@ function timeSync(fn: () => unknown): number[] {
 }
 
 const secret = SharedSecret.generate();
-await using server = serveLocal({ secret, registry, logger: consoleLogger("silent") });
+const resume = args["no-resume"] ? false : undefined; // undefined: the default, on
+await using server = serveLocal({ secret, registry, resume, logger: consoleLogger("silent") });
 
 // Bytes: one round of each variant on a client whose socket counts.
 const counted: { socket?: CountingSocket } = {};
 const bytes = new Map<string, { sent: number; received: number }>();
+let housekeeping = 0; // `$/` messages during the counted calls, both ways
 {
   await using client = new Client(server.url, {
     secret,
     heartbeat: false,
     reconnect: false,
+    resume,
     webSocketFactory: (url, init) =>
       counted.socket = new CountingSocket(new NoDelayWebSocket(url, init)),
   });
   await client.opened();
+  const atStart = counted.socket!.housekeeping;
   for (const variant of VARIANTS) {
     const socket = counted.socket!;
     const before = { sent: socket.sent, received: socket.received };
@@ -207,12 +229,18 @@ const bytes = new Map<string, { sent: number; received: number }>();
       received: socket.received - before.received,
     });
   }
+  housekeeping = counted.socket!.housekeeping - atStart;
 }
 
 // Time: warm-up, then rounds interleaved across the variants, on Mist's default socket.
 const times = new Map<string, number[]>(VARIANTS.map((variant) => [variant.name, []]));
 {
-  await using client = new Client(server.url, { secret, heartbeat: false, reconnect: false });
+  await using client = new Client(server.url, {
+    secret,
+    heartbeat: false,
+    reconnect: false,
+    resume,
+  });
   await client.opened();
   for (let round = 0; round < WARMUP + ROUNDS; round++) {
     for (const variant of VARIANTS) {
@@ -237,7 +265,8 @@ const jsonBatch = utf8.encode(text).byteLength;
 console.log(
   `${COUNT.toLocaleString("en")} diagnostics (the batch alone: JSON ${count(jsonBatch)} B, ` +
     `protobuf ${count(encoded.byteLength)} B); ${ROUNDS} rounds after ${WARMUP} warm-up; ` +
-    `Deno ${Deno.version.deno}; ${navigator.hardwareConcurrency} cores\n`,
+    `resume ${resume === false ? "off" : "on"}; Deno ${Deno.version.deno}; ` +
+    `${navigator.hardwareConcurrency} cores\n`,
 );
 console.log(
   "| variant | client → server (B) | server → client (B) | median | p90 | median ÷ JSON's |",
@@ -254,6 +283,10 @@ for (const variant of VARIANTS) {
       `${ms(quantile(sorted, 0.9))} | ${(median(sorted) / json).toFixed(2)}× |`,
   );
 }
+console.log(
+  `\nNot in the table: ${count(housekeeping)} B of the protocol's own \`$/\` messages ` +
+    "(acknowledgements) during these four calls, both ways together.",
+);
 console.log("\n| codec alone, in memory | median | p90 |");
 console.log("| :-- | --: | --: |");
 for (const [name, sorted] of codec) {
