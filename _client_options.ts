@@ -178,6 +178,11 @@ export interface ResolvedClientOptions<Local, Remote> {
   readonly heartbeat: Required<HeartbeatOptions> | undefined;
   /** Notifications kept while not connected. */
   readonly maxQueued: number;
+  /**
+   * Whether the sockets are Mist's (Nagle off) or the browser's own (Chromium turns Nagle off),
+   * not ones the application supplied.
+   */
+  readonly ownSocket: boolean;
   /** The replay buffer's bounds; `undefined` with `resume: false`. */
   readonly resume: ReplayLimits | undefined;
 }
@@ -252,6 +257,7 @@ export function resolveClientOptions<Local, Remote>(
     auth,
     secretInQuery: options.secretInQuery ?? false,
     factory: options.webSocketFactory ?? defaultFactory(),
+    ownSocket: !options.webSocketFactory,
     reconnect: reconnect === false ? undefined : new ReconnectPolicy(reconnect),
     connectTimeoutMs: checkInt(
       "connectTimeoutMs",

@@ -15,7 +15,7 @@ import { type WebSocketLike, WebSocketTransport } from "./transport.ts";
 import { CHALLENGE_METHOD, clientProof, PROOF_HEADER, PROOF_PROTOCOL_PREFIX } from "./_proof.ts";
 import type { ResolvedClientOptions } from "./_client_options.ts";
 import { Deadline } from "./_deadline.ts";
-import { Session, sessions } from "./_session.ts";
+import { ACK_EVERY, ACK_EVERY_NAGLE, Session, sessions } from "./_session.ts";
 import { PROTOCOL_REVISION } from "./envelope.ts";
 
 /** The close code a client uses when the server failed the mutual proof. */
@@ -90,7 +90,7 @@ export async function dial(
     const session = options.resume &&
       new Session(link, options.resume, clock, {
         suspended: (_session, code, reason) => attempt.suspended(code, reason),
-      });
+      }, options.ownSocket ? ACK_EVERY : ACK_EVERY_NAGLE);
     // Typed only at the surface: inside, calls are by name.
     const peer = new Peer(session || link, options.peer as PeerOptions);
     if (session) sessions.set(peer, session);
