@@ -216,6 +216,11 @@ Deno.test("Malformed binary messages get an error for their call, or are dropped
       "a slot's key is neither an index nor a name",
     ],
     [
+      "too many slots",
+      frame(request(13), JSON.stringify(Array(65_537).fill([0]))),
+      "more than 65536 slots",
+    ],
+    [
       "one part, two slots to it",
       frame(request(12, "[null]"), "[[0],[0]]", bytes(1), bytes(1)),
       "slot 1 is not a null member",

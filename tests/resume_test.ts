@@ -280,3 +280,41 @@ Deno.test("The server's sessions together never hold more than maxTotalBufferByt
   for (const session of sessions) session.close(1000, "done");
   assert.equal(table.bufferedBytes, 0);
 });
+
+Deno.test("The server keeps at most maxSuspended sessions: the one suspended longest ends first", async () => {
+  const { SessionTable } = await import("../_session_table.ts");
+  const { realClock } = await import("../clock.ts");
+  const { quiet } = await import("./_helpers.ts");
+  const table = new SessionTable(
+    {
+      graceMs: 60_000,
+      maxSuspended: 2,
+      maxBufferBytes: 1 << 20,
+      maxBufferMessages: 100,
+      maxTotalBufferBytes: 1 << 20,
+    },
+    realClock,
+    quiet,
+  );
+  const closed: string[] = [];
+  const sessions = ["a", "b", "c"].map((name) => {
+    let sink: TransportSink | undefined;
+    const link: Transport = {
+      bufferedAmount: 0,
+      start: (s) => void (sink = s),
+      send() {},
+      close() {},
+    };
+    const session = table.create(link);
+    session.start({ frame() {}, closed: (code) => void closed.push(`${name} ${code}`) });
+    session.issue();
+    session.begin();
+    return { session, drop: () => sink!.closed(1006, "") };
+  });
+  for (const { drop } of sessions) drop(); // a, then b, then c lose their sockets
+  assert.equal(table.suspended, 2);
+  assert.deepEqual(closed, ["a 1006"]); // a's peer sees the close: its calls fail
+  assert.deepEqual(sessions.map(({ session }) => session.suspended), [false, true, true]);
+  table.endAll();
+  assert.equal(table.suspended, 0);
+});
