@@ -221,7 +221,7 @@ export function checkSize(
   method: string,
   maxBytes: number,
 ): void {
-  if (typeof frame === "string" ? tooBig(frame, maxBytes) : frame.byteLength > maxBytes) {
+  if (tooBig(frame, maxBytes)) {
     throw new LimitError(
       "message-too-big",
       `Cannot ${action} "${method}": message over ${maxBytes} bytes (maxMessageBytes)`,

@@ -58,7 +58,7 @@ export function replyFrame(
   } catch (error) { // a getter or a toJSON threw
     frame = encodeFailure(id, `Cannot encode result of ${quoted(method)}: ${thrownText(error)}`);
   }
-  if (typeof frame === "string" ? tooBig(frame, maxBytes) : frame.byteLength > maxBytes) {
+  if (tooBig(frame, maxBytes)) {
     frame = encodeFailure(
       id,
       `Cannot reply to ${quoted(method)}: result over ${maxBytes} bytes`,
@@ -153,14 +153,16 @@ export function thrownText(value: unknown): string {
 }
 
 /**
- * Whether a text is over `max` UTF-8 bytes, without encoding it when its UTF-16 length already
- * decides (at most 3 bytes a unit).
+ * Whether a frame is over `max` bytes: a binary one by its length; a text one in UTF-8, without
+ * encoding it when its UTF-16 length already decides (at most 3 bytes a unit).
  *
- * @param text The frame.
+ * @param frame The frame.
  * @param max The limit in bytes.
  * @returns Whether it is over.
  */
-export function tooBig(text: string, max: number): boolean {
+export function tooBig(frame: string | Uint8Array | ArrayBuffer, max: number): boolean {
+  if (typeof frame !== "string") return frame.byteLength > max;
+  const text = frame;
   if (text.length * 3 <= max) return false;
   if (text.length > max) return true;
   let bytes = 0;

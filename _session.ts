@@ -15,7 +15,7 @@
 
 import type { Clock } from "./clock.ts";
 import { DisconnectedError } from "./errors.ts";
-import { ACK_METHOD, HELLO_METHOD, IDLE_CLOSE_REASON } from "./envelope.ts";
+import { ACK_METHOD, encodeRequest, HELLO_METHOD, IDLE_CLOSE_REASON } from "./envelope.ts";
 import type { Frame, Transport, TransportSink } from "./transport.ts";
 
 /** Bounds of one session's replay buffer: what it sent and the other side has not acknowledged. */
@@ -151,14 +151,6 @@ export class Session implements Transport {
   /** Whether the session ended (closed on purpose, or could not be resumed). */
   get ended(): boolean {
     return this.#ended;
-  }
-
-  /**
-   * Whether this side can offer `resume`: a client's session always, a server's when it has a
-   * session table to issue tokens from.
-   */
-  get offers(): boolean {
-    return this.#hooks.token !== undefined || this.#hooks.suspended !== undefined;
   }
 
   /**
@@ -299,11 +291,8 @@ export class Session implements Transport {
           reject(new DisconnectedError(code, reason || "Connection failed"));
         },
       });
-      link.send(JSON.stringify({
-        id: 0,
-        method: HELLO_METHOD,
-        params: { ...hello, resume: { token: this.token, received: this.#received } },
-      }));
+      const resume = { token: this.token, received: this.#received };
+      link.send(encodeRequest(0, HELLO_METHOD, { ...hello, resume }));
     });
   }
 

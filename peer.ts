@@ -226,7 +226,8 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
     };
     this.#handlers = new RunningHandlers(this, reply, this.#logger, clock);
     this.#requireHello = resolved.requireHello;
-    this.#features = transport instanceof Session && transport.offers
+    // A session under the peer means resume is on here (`_session.ts`).
+    this.#features = transport instanceof Session
       ? [...LOCAL_FEATURES, RESUME_FEATURE]
       : LOCAL_FEATURES;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
@@ -402,11 +403,7 @@ export class Peer<Remote = Contract, Local = Contract> implements Caller<Remote>
 
   #onFrame(data: Frame): void {
     this.#received++;
-    if (
-      typeof data === "string"
-        ? tooBig(data, this.#maxMessageBytes)
-        : data.byteLength > this.#maxMessageBytes
-    ) {
+    if (tooBig(data, this.#maxMessageBytes)) {
       this.#logger.warn(
         `Closing connection: message over ${this.#maxMessageBytes} bytes (maxMessageBytes)`,
       );

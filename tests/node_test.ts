@@ -11,7 +11,8 @@
  */
 import assert from "node:assert/strict";
 import { build } from "../tools/build.ts";
-import { Arrivals, startDemoServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { startDemoServer, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { runNodeScript } from "./_node_script.ts";
 import { nagleLine, type NagleTiming, tempDir } from "./_helpers.ts";
 
 const SCRIPT = new URL("./fixtures/node_client.mjs", import.meta.url);
@@ -24,22 +25,6 @@ async function nodeMajor(): Promise<number> {
   }).output();
   assert.ok(success, "Cannot run node --version");
   return Number(/^v(\d+)\./.exec(new TextDecoder().decode(stdout))?.[1]);
-}
-
-/** Reads JSON lines from a stream until it ends. */
-async function readJsonLines(
-  stream: ReadableStream<Uint8Array>,
-  into: Arrivals<Record<string, unknown>>,
-): Promise<void> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
-      const line = buffered.slice(0, end).trim();
-      buffered = buffered.slice(end + 1);
-      if (line !== "") into.push(JSON.parse(line));
-    }
-  }
 }
 
 Deno.test("Client under Node: header proof, calls both ways (with bytes), reconnect through the provider", async () => {
@@ -55,41 +40,11 @@ Deno.test("Client under Node: header proof, calls both ways (with bytes), reconn
     () => Response.json(endpoint, { headers: { "cache-control": "no-store" } }),
   );
 
-  const child = new Deno.Command("node", {
-    args: [
-      "--no-warnings",
-      SCRIPT.pathname,
-      new URL(`file://${bundle}`).href,
-      `http://127.0.0.1:${http.addr.port}/endpoint`,
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = new Arrivals<Record<string, unknown>>();
-  const stdoutDone = readJsonLines(child.stdout, lines);
-  const stderr = new Response(child.stderr).text();
-  await using _nodeClient = {
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL"); // by its PID; throws when it has already exited
-      } catch {
-        // Already exited.
-      }
-      await child.status;
-      await stdoutDone;
-      const text = await stderr;
-      if (text.trim() !== "") console.error(`node stderr:\n${text}`);
-    },
-  };
-  const phase = async (name: string) => {
-    const line = await lines.next(
-      `the Node client's "${name}" line`,
-      (line) => line.phase === name || line.phase === "error",
-    );
-    if (line.phase === "error") assert.fail(`Node client failed: ${line.message}`);
-    return line;
-  };
+  await using child = runNodeScript(SCRIPT, [
+    new URL(`file://${bundle}`).href,
+    `http://127.0.0.1:${http.addr.port}/endpoint`,
+  ]);
+  const { phase } = child;
 
   // First connection: Node to server, and the server calling back (inside "callback").
   const connected = await phase("connected");
@@ -191,5 +146,5 @@ Deno.test("Client under Node: header proof, calls both ways (with bytes), reconn
     }),
   ]);
   assert.ok(status, "The Node client did not exit after closing");
-  assert.equal(status.code, 0, await stderr);
+  assert.equal(status.code, 0, await child.stderr);
 });

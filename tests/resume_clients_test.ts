@@ -17,7 +17,8 @@ import { build } from "../tools/build.ts";
 import { ensureChromium, launchChromium } from "./_chromium.ts";
 import { startServer, stop, tempDir, within } from "./_helpers.ts";
 import { startRelay } from "./_relay.ts";
-import { Arrivals, STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { STEP_TIMEOUT_MS } from "./fixtures/mist_server.ts";
+import { runNodeScript } from "./_node_script.ts";
 
 /** Calls in flight each way when the relay is cut. */
 const CALLS = 20;
@@ -87,22 +88,6 @@ async function until(what: string, check: () => boolean): Promise<void> {
   );
 }
 
-/** Reads JSON lines from a stream until it ends. */
-async function readJsonLines(
-  stream: ReadableStream<Uint8Array>,
-  into: Arrivals<Record<string, unknown>>,
-): Promise<void> {
-  let buffered = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buffered += chunk;
-    for (let end = buffered.indexOf("\n"); end >= 0; end = buffered.indexOf("\n")) {
-      const line = buffered.slice(0, end).trim();
-      buffered = buffered.slice(end + 1);
-      if (line !== "") into.push(JSON.parse(line));
-    }
-  }
-}
-
 Deno.test("Node client resumes a cut connection: 20 calls in flight each way settle with their own results, each handler runs once, one reconnection", async () => {
   await using dist = await tempDir("mist-node-resume-dist-");
   const bundle = (await build(dist.path)).node;
@@ -110,44 +95,14 @@ Deno.test("Node client resumes a cut connection: 20 calls in flight each way set
   await using t = startServer({ registry: server.registry });
   await using relay = startRelay(t.server.port);
 
-  const child = new Deno.Command("node", {
-    args: [
-      "--no-warnings",
-      NODE_CLIENT.pathname,
-      new URL(`file://${bundle}`).href,
-      `ws://127.0.0.1:${relay.port}/`,
-      t.secret.toHex(),
-      String(CALLS),
-      String(HANDLER_MS),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const lines = new Arrivals<Record<string, unknown>>();
-  const stdoutDone = readJsonLines(child.stdout, lines);
-  const stderr = new Response(child.stderr).text();
-  await using _node = {
-    async [Symbol.asyncDispose]() {
-      try {
-        child.kill("SIGKILL"); // by its PID; throws when it has already exited
-      } catch {
-        // Already exited.
-      }
-      await child.status;
-      await stdoutDone;
-      const text = await stderr;
-      if (text.trim() !== "") console.error(`node stderr:\n${text}`);
-    },
-  };
-  const phase = async (name: string) => {
-    const line = await lines.next(
-      `the Node client's "${name}" line`,
-      (line) => line.phase === name || line.phase === "error",
-    );
-    if (line.phase === "error") assert.fail(`Node client failed: ${line.message}`);
-    return line;
-  };
+  await using child = runNodeScript(NODE_CLIENT, [
+    new URL(`file://${bundle}`).href,
+    `ws://127.0.0.1:${relay.port}/`,
+    t.secret.toHex(),
+    String(CALLS),
+    String(HANDLER_MS),
+  ]);
+  const { phase } = child;
 
   await phase("open");
   const peer = await within(t.nextPeer(), "the Node client's session");
@@ -181,7 +136,7 @@ Deno.test("Node client resumes a cut connection: 20 calls in flight each way set
   assert.ok(!states.includes("dead"), `states: ${states}`);
 
   const status = await within(child.status, "the Node client to exit");
-  assert.equal(status.code, 0, await stderr);
+  assert.equal(status.code, 0, await child.stderr);
   await stop(t);
 });
 

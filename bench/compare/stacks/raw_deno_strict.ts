@@ -9,22 +9,7 @@
  * @module
  */
 
-import { closeWebSocket, openWebSocket, serveWebSockets } from "./deno_ws.ts";
 import { StrictEchoClient } from "./strict.ts";
-import { type EchoClient, type Ready, runRole } from "../role.ts";
+import { runRawDeno } from "./raw_deno_role.ts";
 
-await runRole({
-  async serve(): Promise<Ready> {
-    const url = await serveWebSockets((socket) => {
-      socket.addEventListener("message", (event) => socket.send(event.data));
-    });
-    return { url };
-  },
-  async connect({ url }: Ready): Promise<EchoClient> {
-    const socket = await openWebSocket(url);
-    const client = new StrictEchoClient((text) => socket.send(text), () => closeWebSocket(socket));
-    socket.addEventListener("message", (event) => client.receive(String(event.data)));
-    socket.addEventListener("close", () => client.fail(new Error("socket closed")));
-    return client;
-  },
-});
+await runRawDeno((send, close) => new StrictEchoClient(send, close));
