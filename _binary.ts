@@ -9,6 +9,7 @@
  * @module
  */
 
+import { takeBuffer } from "./_buffer_pool.ts";
 import { decode, type DecodeResult, EnvelopeDecodeError, type Params } from "./envelope.ts";
 
 /** A slot's place in the params or result: member names and array indexes from the root. */
@@ -91,7 +92,8 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * The bytes of a binary message: `u32 length + envelope text`, `u32 length + slots JSON`, then
- * `u32 length + bytes` for each part (big-endian lengths).
+ * `u32 length + bytes` for each part (big-endian lengths). A large frame is built in reused
+ * memory (`_buffer_pool.ts`): whoever sends it releases it.
  *
  * @param text The envelope's JSON text, with `null` in each slot.
  * @param paths The slots.
@@ -117,8 +119,8 @@ export function encodeBinary(
   const slots = utf8.encode(JSON.stringify(paths));
   let size = 8 + envelope.length + slots.length;
   for (const part of parts) size += 4 + part.byteLength;
-  const frame = new Uint8Array(size);
-  const view = new DataView(frame.buffer);
+  const frame = takeBuffer(size); // released once sent (the send queue) and no longer kept
+  const view = new DataView(frame.buffer, 0, size);
   let at = 0;
   for (const section of [envelope, slots, ...parts]) {
     view.setUint32(at, section.byteLength);

@@ -14,6 +14,7 @@
 
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
+import { releaseBuffer, retainBuffer } from "./_buffer_pool.ts";
 import type { Clock } from "./clock.ts";
 import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
 
@@ -23,6 +24,8 @@ import type { WebSocketLike, WebSocketLikeEvent } from "./transport.ts";
  * and its EventEmitter listeners. Its `close` throws for a code a server may not send.
  */
 export interface WsSocket extends WebSocketLike {
+  /** Queues a frame; `done` is called once it was written (or could not be). */
+  send(data: string | ArrayBuffer | Uint8Array, done?: (error?: Error) => void): void;
   /** Sends a ping frame; throws while connecting. */
   ping(): void;
   /** EventEmitter listeners: "pong", "message", "close", "error". */
@@ -94,12 +97,16 @@ export class NodeSocket implements WebSocketLike {
   }
 
   /**
-   * Queues a frame.
+   * Queues a frame. `ws` writes bytes from the caller's memory later (a server does not mask),
+   * while Mist may reuse a large message's memory once `send` returns (WHATWG sockets copy): so
+   * the memory is retained until `ws` has written it.
    *
    * @param data The payload.
    */
   send(data: string | ArrayBuffer | Uint8Array): void {
-    this.#ws.send(data);
+    if (!(data instanceof Uint8Array)) return this.#ws.send(data);
+    retainBuffer(data);
+    this.#ws.send(data, () => releaseBuffer(data));
   }
 
   /**

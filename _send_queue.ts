@@ -6,6 +6,7 @@
  * @module
  */
 
+import { releaseBuffer } from "./_buffer_pool.ts";
 import type { Clock } from "./clock.ts";
 import type { Transport } from "./transport.ts";
 
@@ -70,6 +71,7 @@ export class SendQueue {
     if (this.#queue.length === 0 && this.#belowHighWater()) {
       this.#transport.send(frame);
       this.#sentUnits += units(frame);
+      if (typeof frame !== "string") releaseBuffer(frame); // the transport took what it needs
       return;
     }
     this.#queue.push(frame);
@@ -87,7 +89,8 @@ export class SendQueue {
   withdraw(key: number): boolean {
     const at = this.#keys.indexOf(key);
     if (at < 0) return false;
-    this.#queue.splice(at, 1);
+    const [frame] = this.#queue.splice(at, 1);
+    if (typeof frame !== "string") releaseBuffer(frame);
     this.#keys.splice(at, 1);
     return true;
   }
@@ -95,6 +98,7 @@ export class SendQueue {
   /** Drops every waiting frame and stops polling: the connection closed. */
   close(): void {
     this.#closed = true;
+    for (const frame of this.#queue) if (typeof frame !== "string") releaseBuffer(frame);
     this.#queue.length = 0;
     this.#keys.length = 0;
     this.#clock.clearTimeout(this.#timer);
@@ -123,8 +127,10 @@ export class SendQueue {
     this.#timer = undefined;
     let sent = 0;
     while (sent < this.#queue.length && this.#belowHighWater()) {
-      this.#sentUnits += units(this.#queue[sent]);
-      this.#transport.send(this.#queue[sent++]);
+      const frame = this.#queue[sent++];
+      this.#sentUnits += units(frame);
+      this.#transport.send(frame);
+      if (typeof frame !== "string") releaseBuffer(frame);
     }
     this.#queue.splice(0, sent);
     this.#keys.splice(0, sent);

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { releaseBuffer, retainBuffer } from "./_buffer_pool.ts";
 import type { Clock } from "./clock.ts";
 import { DisconnectedError } from "./errors.ts";
 import { ACK_METHOD, encodeRequest, HELLO_METHOD, IDLE_CLOSE_REASON } from "./envelope.ts";
@@ -105,6 +106,8 @@ export class Session implements Transport {
   #sink: TransportSink | undefined;
   #begun = false;
   #resumable = false;
+  #gap = 0; // the last message not kept (the buffer overflowed): resumable once acknowledged
+  #remoteAcked = 0; // the other side's last acknowledgement
   #ended = false;
   #sent = 0; // number of the last message sent
   #received = 0; // number of the last message received
@@ -163,6 +166,14 @@ export class Session implements Transport {
     return this.#hooks.token!(this);
   }
 
+  /**
+   * Whether a dropped socket would be resumed: the session began, and the other side
+   * acknowledged every message that could not be kept.
+   */
+  get resumable(): boolean {
+    return this.#resumable && this.#remoteAcked >= this.#gap;
+  }
+
   /** Messages received so far: what the other side must not replay. */
   get received(): number {
     return this.#received;
@@ -200,6 +211,7 @@ export class Session implements Transport {
         bytes = frame.length;
       } else {
         const kept = keep(frame);
+        if (kept instanceof Uint8Array) retainBuffer(kept); // a binary message, kept as is
         this.#buffer.push(kept);
         bytes = size(kept);
       }
@@ -211,9 +223,11 @@ export class Session implements Transport {
         this.#buffer.length - this.#head > this.#limits.maxBufferMessages ||
         (total !== undefined && total.used > total.max)
       ) {
-        // The other side stopped acknowledging: resuming is no longer possible.
-        this.#resumable = false;
+        // Too much unacknowledged (the other side stopped acknowledging, or one message is
+        // bigger than the buffer): nothing up to this message can be replayed, so the session
+        // cannot be resumed until the other side acknowledges it.
         this.#release();
+        this.#gap = this.#sent;
         if (!this.#link) {
           return this.end(1006, "Connection lost, and the resume buffer overflowed");
         }
@@ -244,7 +258,7 @@ export class Session implements Transport {
    * @returns Whether the session was kept (else the caller closes the peer).
    */
   drop(code: number, reason: string): boolean {
-    if (!this.#resumable || this.#ended || !this.#link) return false;
+    if (!this.resumable || this.#ended || !this.#link) return false;
     const link = this.#link;
     this.#suspend(code, reason);
     link.close(code, reason);
@@ -324,6 +338,7 @@ export class Session implements Transport {
     const first = this.#sent - (this.#buffer.length - this.#head) + 1;
     if (
       this.#ended || !this.#resumable || !Number.isSafeInteger(remoteReceived) ||
+      remoteReceived < this.#gap ||
       remoteReceived < first - 1 || remoteReceived > this.#sent
     ) {
       this.end(1006, "Connection lost, and the messages in flight cannot be replayed");
@@ -361,7 +376,7 @@ export class Session implements Transport {
 
   #onLinkClosed(code: number, reason: string): void {
     if (this.#ended) return;
-    if (this.#resumable && !endsSession(code, reason)) return this.#suspend(code, reason);
+    if (this.resumable && !endsSession(code, reason)) return this.#suspend(code, reason);
     this.#finish();
     this.#sink?.closed(code, reason);
   }
@@ -406,10 +421,11 @@ export class Session implements Transport {
   #trim(n: number): void {
     const buffer = this.#buffer;
     const end = Math.min(buffer.length, buffer.length - (this.#sent - n)); // after message n
+    if (n > this.#remoteAcked) this.#remoteAcked = n;
     let freed = 0;
     for (let i = this.#head; i < end; i++) {
       const kept = buffer[i];
-      freed += typeof kept === "string" ? kept.length : size(kept);
+      freed += typeof kept === "string" ? kept.length : forget(kept);
       buffer[i] = EMPTY; // released now, not at the next compaction
     }
     if (end > this.#head) this.#head = end;
@@ -428,6 +444,10 @@ export class Session implements Transport {
 
   /** Empties the buffer. */
   #release(): void {
+    for (let i = this.#head; i < this.#buffer.length; i++) {
+      const kept = this.#buffer[i];
+      if (typeof kept !== "string") forget(kept);
+    }
     this.#held(-this.#bufferBytes);
     this.#buffer = [];
     this.#head = 0;
@@ -443,12 +463,19 @@ const EMPTY = "";
 /**
  * A kept message: small text as is; a large text as its UTF-8 bytes, off the JS heap (holding
  * large strings for a round trip slowed every allocation of the process by 20–40 % in our
- * measurements, bytes did not); a binary message as is.
+ * measurements, bytes did not); a binary message as is (the peer built it for this send, and a
+ * large one's reused memory is retained until acknowledged).
  */
 type Kept = string | Uint8Array | { readonly text: Uint8Array };
 
 /** Text at least this long is kept as bytes. */
 const KEEP_AS_BYTES_CHARS = 64 * 1024;
+
+/** A kept message leaves the buffer: its memory may be reused. Returns its size. */
+function forget(kept: Kept): number {
+  if (kept instanceof Uint8Array) releaseBuffer(kept);
+  return size(kept);
+}
 
 function keep(frame: string | Uint8Array): Kept {
   if (typeof frame !== "string" || frame.length < KEEP_AS_BYTES_CHARS) return frame;

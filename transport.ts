@@ -50,7 +50,11 @@ export interface Transport {
   readonly bufferedAmount: number;
   /** Starts delivering frames and the close to `sink`. Called once. */
   start(sink: TransportSink): void;
-  /** Queues one text or binary frame. Must not throw once the transport is closed. */
+  /**
+   * Queues one text or binary frame. Must not throw once the transport is closed. A binary
+   * frame is lent for the call: Mist may reuse its memory once `send` returns, so a transport
+   * that writes it later copies it first (as WHATWG sockets do).
+   */
   send(frame: string | Uint8Array): void;
   /** Closes with a WebSocket close code (RFC 6455 §7.4) and a short reason. */
   close(code: number, reason: string): void;
@@ -75,7 +79,10 @@ export interface WebSocketLike {
   readonly protocol: string;
   /** How binary frames are delivered; Mist sets `"arraybuffer"`. */
   binaryType: string;
-  /** Queues a frame. */
+  /**
+   * Queues a frame. Bytes are taken (copied) before it returns, as by WHATWG sockets: Mist
+   * reuses the memory of large binary messages.
+   */
   send(data: string | ArrayBuffer | Uint8Array): void;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;

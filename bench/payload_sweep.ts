@@ -402,10 +402,12 @@ interface Options {
   readonly sizes?: readonly string[];
   /** Print every block's round trips to stderr. */
   readonly verbose: boolean;
+  /** Rounds of blocks per size instead of the default (each block as long as by default). */
+  readonly rounds?: number;
 }
 
-const USAGE = `Usage: payload_sweep.ts [--quick] [--native-floor] [--sizes LIST] [--verbose]
-                        [--svg PATH] [--markdown PATH]
+const USAGE = `Usage: payload_sweep.ts [--quick] [--native-floor] [--sizes LIST] [--rounds N]
+                        [--verbose] [--svg PATH] [--markdown PATH]
 
 Echo round trips from 100 B to 16 MiB: Mist text vs the strict text floor, Mist bytes vs a raw
 binary echo, and the bytes as a JSON array of numbers through Mist; prints a table and the issue's
@@ -414,6 +416,8 @@ binary echo, and the bytes as a JSON array of numbers through Mist; prints a tab
   --quick          a few calls per size, one round, JSON numbers up to 1 MiB (smoke test)
   --native-floor   also run both floors on Deno's native WebSocket client (extra columns)
   --sizes LIST     only these sizes, e.g. --sizes 1MiB,8MiB (default: 100B to 16MiB)
+  --rounds N       N rounds of blocks per size (default 3, from 1 MiB 5); more rounds, more
+                   calls: streaks of load on a shared machine then fall on both cases alike
   --verbose        print every block of round trips (ms) to stderr
   --svg PATH       where to write the chart (default bench/out/payload_sweep.svg)
   --markdown PATH  also write the table as Markdown
@@ -426,15 +430,21 @@ function parseOptions(args: readonly string[]): Options | undefined {
   let svg = `${ROOT}/bench/out/payload_sweep.svg`;
   let markdown: string | undefined;
   let sizes: string[] | undefined;
+  let rounds: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
     if (arg === "--quick") quick = true;
     else if (arg === "--native-floor") nativeFloor = true;
     else if (arg === "--verbose") verbose = true;
-    else if (arg === "--svg" || arg === "--markdown" || arg === "--sizes") {
+    else if (arg === "--svg" || arg === "--markdown" || arg === "--sizes" || arg === "--rounds") {
       const value = args[++i];
       if (value === undefined || value === "") throw new TypeError(`${arg} needs a value`);
-      if (arg === "--svg") svg = value;
+      if (arg === "--rounds") {
+        rounds = Number(value);
+        if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) {
+          throw new TypeError("--rounds needs an integer from 1 to 100");
+        }
+      } else if (arg === "--svg") svg = value;
       else if (arg === "--markdown") markdown = value;
       else {
         sizes = value.split(",").map((name) => name.replaceAll(" ", ""));
@@ -445,7 +455,7 @@ function parseOptions(args: readonly string[]): Options | undefined {
     } else if (arg === "--help" || arg === "-h") return undefined;
     else throw new TypeError(`unknown argument ${arg}`);
   }
-  return { quick, nativeFloor, svg, markdown, sizes, verbose };
+  return { quick, nativeFloor, svg, markdown, sizes, verbose, rounds };
 }
 
 /** Starts a server child and reads its ready line. */
@@ -560,8 +570,10 @@ async function measureSize(
   const ms: SizeResult["ms"] = {};
   const min: SizeResult["min"] = {};
   const missing: SizeResult["missing"] = {};
-  const rounds = options.quick ? 1 : size.bytes >= MiB ? LARGE_ROUNDS : ROUNDS;
+  const defaultRounds = options.quick ? 1 : size.bytes >= MiB ? LARGE_ROUNDS : ROUNDS;
+  const rounds = options.rounds ?? defaultRounds;
   const calls = options.quick ? Math.min(3, size.calls) : size.calls;
+  const perBlock = Math.ceil(calls / defaultRounds);
   const warmup = options.quick ? Math.min(3, size.warmup) : size.warmup;
   const active: { kase: Case; prepared: Prepared; samples: number[] }[] = [];
   for (const kase of cases.filter((kase) => kase.key !== "json")) {
@@ -581,7 +593,7 @@ async function measureSize(
       for (const entry of round % 2 === 0 ? members : [...members].reverse()) {
         collectGarbage();
         const from = entry.samples.length;
-        await measureCase(entry.prepared, 2, Math.ceil(calls / rounds), entry.samples);
+        await measureCase(entry.prepared, 2, perBlock, entry.samples);
         const what = `${size.label} ${entry.kase.header}, round ${round + 1}`;
         await logBlock(options, what, entry.samples.slice(from));
       }
@@ -767,7 +779,7 @@ function notes(
     `here have both, in streaks). Each case uses ${options.quick ? 1 : CONNECTIONS} ` +
     `connection(s) in turn. Text and ` +
     `bytes cases run in ${
-      options.quick ? 1 : `${ROUNDS} (from 1 MiB: ${LARGE_ROUNDS})`
+      options.rounds ?? (options.quick ? 1 : `${ROUNDS} (from 1 MiB: ${LARGE_ROUNDS})`)
     } round(s) of blocks (ABBA order, a full ` +
     `GC of the client before each block${gcNote()}); the JSON arrays after them. Servers in ` +
     `their own processes on 127.0.0.1: the Mist runner (tools/serve.ts, --max-message-bytes ` +

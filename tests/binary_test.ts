@@ -24,6 +24,7 @@ import {
   writeAll,
 } from "./_helpers.ts";
 import { startUpstreamServer } from "./peers/_spawn.ts";
+import { FACES } from "./_faces.ts";
 
 const MIB = 1024 * 1024;
 
@@ -394,6 +395,30 @@ Deno.test("A client that disconnects mid-transfer, either way, leaves the server
   assert.deepEqual(await next.call("echo", [bytes(3)]), [bytes(3)]);
   await stop(t, next);
 });
+
+for (const face of FACES) {
+  Deno.test(`${face.name}: large binary messages in flight together arrive intact, though their memory is reused`, async () => {
+    // Each large message is built in reused memory (_buffer_pool.ts), given back once sent:
+    // a socket that still needs it (ws writes later) must hold it until written.
+    await using t = await face.start({
+      resume: false, // nothing kept for replay: the socket is the only holder
+      registry: new HandlerRegistry()
+        .register("pattern", ([i]) => bytes(MIB, Number(i)))
+        .register("echo", (params) => params),
+    });
+    await using c = connect(t);
+    const count = 12;
+    const down = await within(
+      Promise.all(Array.from({ length: count }, (_, i) => c.call("pattern", [i]))),
+      "the replies",
+    );
+    for (let i = 0; i < count; i++) assert.deepEqual(down[i], bytes(MIB, i), `reply ${i}`);
+    const up = Array.from({ length: count }, (_, i) => bytes(MIB, 100 + i));
+    const echoed = await Promise.all(up.map((data) => c.call("echo", [data])));
+    for (let i = 0; i < count; i++) assert.deepEqual(echoed[i], [up[i]], `echo ${i}`);
+    await stop(t, c);
+  });
+}
 
 Deno.test("encodeBinary() writes length-prefixed sections that decodeBinary() reads back as views", async () => {
   const { decodeBinary } = await import("../_binary.ts");
