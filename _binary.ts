@@ -120,7 +120,7 @@ export function encodeBinary(
   let size = 8 + envelope.length + slots.length;
   for (const part of parts) size += 4 + part.byteLength;
   const frame = takeBuffer(size); // released once sent (the send queue) and no longer kept
-  const view = new DataView(frame.buffer, 0, size);
+  const view = new DataView(frame.buffer, frame.byteOffset, size);
   let at = 0;
   for (const section of [envelope, slots, ...parts]) {
     view.setUint32(at, section.byteLength);

@@ -7,8 +7,10 @@
  * session), and each releases it; at zero it goes back to a small free list. A buffer that is
  * never released is simply collected: the counts are held weakly.
  *
- * Sockets must be done with a frame when their `send` returns (WHATWG sockets copy it; Mist's
- * socket masks it into its own buffer; the Node server face retains it until written).
+ * Sockets must be done with a frame when their `send` returns (WHATWG sockets copy it; the Node
+ * server face retains it until written), unless they are its only holder: then Mist's socket
+ * frames it in place (the room before each pooled view is for the frame's head and mask key)
+ * and releases it once written, so the message is never copied to be framed.
  *
  * @module
  */
@@ -20,6 +22,12 @@ export const POOLED_MIN_BYTES = 256 * 1024;
 const MAX_FREE = 4;
 /** …and at most this many bytes in all: the memory a process keeps for reuse. */
 export const MAX_FREE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Bytes of room before a pooled view: a client frame's head and mask key take at most 14 (RFC
+ * 6455 §5.2), and 16 keep the payload word-aligned for masking.
+ */
+export const HEADROOM = 16;
 
 const free: ArrayBuffer[] = [];
 let freeBytes = 0;
@@ -46,7 +54,7 @@ export function takeBuffer(size: number): Uint8Array<ArrayBuffer> {
   let best = -1;
   for (let i = 0; i < free.length; i++) {
     const length = free[i].byteLength;
-    if (length >= size && (best < 0 || length < free[best].byteLength)) best = i;
+    if (length >= HEADROOM + size && (best < 0 || length < free[best].byteLength)) best = i;
   }
   let buffer: ArrayBuffer;
   if (best >= 0) {
@@ -54,10 +62,10 @@ export function takeBuffer(size: number): Uint8Array<ArrayBuffer> {
     freeBytes -= buffer.byteLength;
   } else {
     // Rounded up to whole 64 KiB, so that messages of about the same size share buffers.
-    buffer = new ArrayBuffer(Math.ceil(size / 65536) * 65536);
+    buffer = new ArrayBuffer(Math.ceil((HEADROOM + size) / 65536) * 65536);
   }
   holders.set(buffer, 1);
-  return new Uint8Array(buffer, 0, size);
+  return new Uint8Array(buffer, HEADROOM, size);
 }
 
 /**
@@ -88,6 +96,16 @@ export function releaseBuffer(bytes: Uint8Array): void {
   while (free.length > MAX_FREE || freeBytes > MAX_FREE_BYTES) {
     freeBytes -= free.shift()!.byteLength; // the one freed longest ago goes
   }
+}
+
+/**
+ * Whether `bytes` is a pooled view that nobody else holds: its holder may then frame it in place.
+ *
+ * @param bytes Any bytes.
+ * @returns Whether the caller (a holder) is the only one.
+ */
+export function soleHolder(bytes: Uint8Array): boolean {
+  return bytes.byteOffset === HEADROOM && holders.get(bytes.buffer as ArrayBuffer) === 1;
 }
 
 /**

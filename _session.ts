@@ -347,7 +347,13 @@ export class Session implements Transport {
     this.#trim(remoteReceived);
     this.#link = link;
     if (listen) this.#listen(link);
-    for (let i = this.#head; i < this.#buffer.length; i++) link.send(unkeep(this.#buffer[i]));
+    for (let i = this.#head; i < this.#buffer.length; i++) {
+      // Lent, never given: held twice while sent, so no socket frames it in place.
+      const frame = unkeep(this.#buffer[i]);
+      if (typeof frame !== "string") retainBuffer(frame);
+      link.send(frame);
+      if (typeof frame !== "string") releaseBuffer(frame);
+    }
     if (this.#received > this.#acked) this.#ack();
     return true;
   }

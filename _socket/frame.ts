@@ -5,11 +5,15 @@
  * @module
  */
 
+import { HEADROOM } from "../_buffer_pool.ts";
+
 const encoder = new TextEncoder();
 // Text is delivered byte-exact: a leading U+FEFF is data, not a byte order mark to strip.
 const fatal = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const loose = new TextDecoder("utf-8", { ignoreBOM: true });
-const PAD = 16; // payload offset in a frame of its own: room for the longest head and mask
+// Payload offset in a frame of its own: room for the longest head and mask; the same room a
+// pooled message has before it, so that it can be framed in place.
+const PAD = HEADROOM;
 const masks = new Uint8Array(8192); // random masks, 4 bytes each, refilled from the CSPRNG
 let maskAt = masks.length; // (getRandomValues per frame costs ~1 µs; the ws package pools too)
 
@@ -101,6 +105,23 @@ export function encodeFrame(
       out = grown;
     }
   } else out.set(data, PAD);
+  return frameAround(out, opcode, length);
+}
+
+/**
+ * Frames a pooled message in place (`_buffer_pool.ts`): its head and a fresh mask go in the room
+ * before it, and the message is masked where it is. It must not be read as the message again.
+ *
+ * @param data A pooled view whose only holder is the caller.
+ * @param opcode 2 (binary).
+ * @returns The frame: a view of the same memory.
+ */
+export function frameInPlace(data: Uint8Array, opcode: number): Uint8Array {
+  return frameAround(new Uint8Array(data.buffer, 0, PAD + data.length), opcode, data.length);
+}
+
+/** Writes the head and mask key before `out[PAD]` and masks `length` bytes from there. */
+function frameAround(out: Uint8Array, opcode: number, length: number): Uint8Array {
   const start = PAD - 4 - headSize(length);
   writeHead(out, start, opcode, length);
   nextMask(out, PAD - 4);

@@ -7,7 +7,16 @@
  * @module
  */
 
-import { concat, encodeFrame, maskPayload, nextMask, REUSE_MAX, writeHead } from "./frame.ts";
+import { releaseBuffer, retainBuffer, soleHolder } from "../_buffer_pool.ts";
+import {
+  concat,
+  encodeFrame,
+  frameInPlace,
+  maskPayload,
+  nextMask,
+  REUSE_MAX,
+  writeHead,
+} from "./frame.ts";
 
 /** Size of a pooled buffer; a run of small frames shares one until it is full or written. */
 const POOL = 64 * 1024;
@@ -99,7 +108,13 @@ export class FrameWriter {
    * do not, as in the WHATWG socket).
    */
   bytes(opcode: number, data: Uint8Array, counted: boolean): void {
-    const frame = encodeFrame(opcode, data);
+    let frame: Uint8Array;
+    if (opcode === 2 && soleHolder(data)) {
+      // A message built in reused memory that only its sender holds: framed where it is,
+      // released once written (see _buffer_pool.ts).
+      retainBuffer(data);
+      frame = frameInPlace(data, opcode);
+    } else frame = encodeFrame(opcode, data);
     this.#seal(frame, counted ? data.length : 0);
   }
 
@@ -136,6 +151,7 @@ export class FrameWriter {
   written(): void {
     for (const chunk of this.#chunks.splice(0, this.#taken)) {
       if (chunk.buffer === this.#big.buffer) this.#bigBusy = false;
+      releaseBuffer(chunk); // a message framed in place (else a no-op)
     }
     this.#sizes.splice(0, this.#taken);
     this.#buffered -= this.#takenSize;
@@ -147,6 +163,7 @@ export class FrameWriter {
 
   /** Drops everything queued (the connection is gone). */
   clear(): void {
+    for (const chunk of this.#chunks) releaseBuffer(chunk);
     this.#bigBusy = false;
     this.#chunks = [];
     this.#sizes = [];

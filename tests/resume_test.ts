@@ -292,6 +292,49 @@ Deno.test("Session replays exactly the unacknowledged messages, large text and b
   session.close(1000, "done");
 });
 
+Deno.test("Session lends kept messages to a socket, never gives them: a second replay sends the same bytes", async () => {
+  // Mist's socket frames (masks) in place a pooled message that only its sender holds; a kept
+  // message replayed must stay intact for the next replay.
+  const { Session } = await import("../_session.ts");
+  const { realClock } = await import("../clock.ts");
+  const { soleHolder, takeBuffer } = await import("../_buffer_pool.ts");
+  const links: { sent: Uint8Array[]; sink?: TransportSink }[] = [];
+  const link = (): Transport => {
+    const record: { sent: Uint8Array[]; sink?: TransportSink } = { sent: [] };
+    links.push(record);
+    return {
+      bufferedAmount: 0,
+      start: (s) => void (record.sink = s),
+      send: (frame) => {
+        if (typeof frame === "string") return;
+        record.sent.push(frame.slice());
+        if (soleHolder(frame)) frame.fill(0); // what framing in place does to it
+      },
+      close: () => record.sink?.closed(1006, ""),
+    };
+  };
+  const session = new Session(
+    link(),
+    { maxBufferBytes: 1 << 24, maxBufferMessages: 10 },
+    realClock,
+  );
+  session.start({ frame() {}, closed() {} });
+  session.begin("token");
+  const message = takeBuffer(1 << 20).fill(7); // as the peer builds a large binary message
+  session.send(message);
+  const { releaseBuffer } = await import("../_buffer_pool.ts");
+  releaseBuffer(message); // the send queue is done with it
+  for (let round = 1; round <= 2; round++) {
+    links.at(-1)!.sink!.closed(1006, "");
+    assert.ok(session.adopt(link(), 0), `resume ${round}`);
+    const [replayed, ...more] = links.at(-1)!.sent;
+    assert.equal(more.length, 0);
+    assert.equal(replayed.length, 1 << 20);
+    assert.ok(replayed.every((byte) => byte === 7), `replay ${round} sent the message as it was`);
+  }
+  session.close(1000, "done");
+});
+
 Deno.test("The server's sessions together never hold more than maxTotalBufferBytes for clients that do not acknowledge", async () => {
   const { SessionTable } = await import("../_session_table.ts");
   const { realClock } = await import("../clock.ts");

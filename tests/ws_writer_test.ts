@@ -259,3 +259,38 @@ Deno.test("FrameWriter.queued counts every byte not yet written, heads and masks
     { numRuns: 100, seed: 5553 },
   );
 });
+
+Deno.test("FrameWriter frames a pooled message in place when it is the only holder, and copies one held elsewhere", async () => {
+  const { pooledBytes, releaseBuffer, retainBuffer, takeBuffer } = await import(
+    "../_buffer_pool.ts"
+  );
+  const pattern = (n: number) => new Uint8Array(n).map((_, i) => (i * 31 + 5) & 0xff);
+  const size = 1 << 20;
+
+  // Only its sender holds it (the send queue releases it once `send` returned): in place.
+  const alone = takeBuffer(size);
+  alone.set(pattern(size));
+  const writer = new FrameWriter();
+  writer.bytes(2, alone, true);
+  releaseBuffer(alone); // the sender is done with it
+  const before = pooledBytes();
+  const frame = writer.next()!;
+  assert.equal(frame.buffer, alone.buffer, "framed where it is, not copied");
+  assert.deepEqual(parseFrames(frame)[0].payload, pattern(size));
+  assert.equal(pooledBytes(), before, "not reused while being written");
+  writer.written();
+  assert.equal(pooledBytes(), before + alone.buffer.byteLength, "released once written");
+
+  // Also held by a replay buffer: copied, and left as it was.
+  const kept = takeBuffer(size);
+  kept.set(pattern(size));
+  retainBuffer(kept);
+  writer.bytes(2, kept, true);
+  releaseBuffer(kept);
+  const copy = writer.next()!;
+  assert.notEqual(copy.buffer, kept.buffer);
+  assert.deepEqual(parseFrames(copy)[0].payload, pattern(size));
+  assert.deepEqual(kept, pattern(size), "the kept message is unchanged");
+  writer.written();
+  releaseBuffer(kept);
+});
