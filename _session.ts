@@ -13,7 +13,7 @@
  * @module
  */
 
-import { releaseBuffer, retainBuffer } from "./_buffer_pool.ts";
+import { releaseBuffer, retainBuffer, takeBuffer } from "./_buffer_pool.ts";
 import type { Clock } from "./clock.ts";
 import { DisconnectedError } from "./errors.ts";
 import { ACK_METHOD, encodeRequest, HELLO_METHOD, IDLE_CLOSE_REASON } from "./envelope.ts";
@@ -116,6 +116,9 @@ export class Session implements Transport {
   #ackTimer: unknown;
   // Unacknowledged messages: #buffer[#head..] are numbers #sent - (length - #head) + 1 .. #sent.
   #buffer: Kept[] = [];
+  // Their sizes, negative for bytes to release: trimming reads these, not the messages (which
+  // are no longer in the CPU's caches by then; reading each cost ~2 % of calls/s).
+  #sizes: number[] = [];
   #head = 0;
   #bufferBytes = 0;
   /** The client's resume token (from the server's hello answer, renewed by each resume). */
@@ -208,12 +211,13 @@ export class Session implements Transport {
       let bytes: number;
       if (typeof frame === "string" && frame.length < KEEP_AS_BYTES_CHARS) {
         this.#buffer.push(frame); // the common case, inline
-        bytes = frame.length;
+        this.#sizes.push(bytes = frame.length);
       } else {
         const kept = keep(frame);
-        if (kept instanceof Uint8Array) retainBuffer(kept); // a binary message, kept as is
         this.#buffer.push(kept);
         bytes = size(kept);
+        if (kept instanceof Uint8Array) retainBuffer(kept); // a binary message, kept as is
+        this.#sizes.push(-bytes); // bytes to release when trimmed
       }
       this.#bufferBytes += bytes;
       const total = this.#limits.total;
@@ -428,17 +432,23 @@ export class Session implements Transport {
     const buffer = this.#buffer;
     const end = Math.min(buffer.length, buffer.length - (this.#sent - n)); // after message n
     if (n > this.#remoteAcked) this.#remoteAcked = n;
+    const sizes = this.#sizes;
     let freed = 0;
     for (let i = this.#head; i < end; i++) {
-      const kept = buffer[i];
-      freed += typeof kept === "string" ? kept.length : forget(kept);
+      const size = sizes[i];
+      if (size >= 0) freed += size;
+      else {
+        freed -= size;
+        releaseBuffer(bytesOf(buffer[i])!);
+      }
       buffer[i] = EMPTY; // released now, not at the next compaction
     }
     if (end > this.#head) this.#head = end;
     this.#held(-freed);
     // Compact now and then, not on every acknowledgement.
-    if (this.#head > 1024 && this.#head * 2 > this.#buffer.length) {
-      this.#buffer = this.#buffer.slice(this.#head);
+    if (this.#head > 1024 && this.#head * 2 > buffer.length) {
+      this.#buffer = buffer.slice(this.#head);
+      this.#sizes = sizes.slice(this.#head);
       this.#head = 0;
     }
   }
@@ -451,11 +461,11 @@ export class Session implements Transport {
   /** Empties the buffer. */
   #release(): void {
     for (let i = this.#head; i < this.#buffer.length; i++) {
-      const kept = this.#buffer[i];
-      if (typeof kept !== "string") forget(kept);
+      if (this.#sizes[i] < 0) releaseBuffer(bytesOf(this.#buffer[i])!);
     }
     this.#held(-this.#bufferBytes);
     this.#buffer = [];
+    this.#sizes = [];
     this.#head = 0;
   }
 }
@@ -477,15 +487,20 @@ type Kept = string | Uint8Array | { readonly text: Uint8Array };
 /** Text at least this long is kept as bytes. */
 const KEEP_AS_BYTES_CHARS = 64 * 1024;
 
-/** A kept message leaves the buffer: its memory may be reused. Returns its size. */
-function forget(kept: Kept): number {
-  if (kept instanceof Uint8Array) releaseBuffer(kept);
-  return size(kept);
-}
-
 function keep(frame: string | Uint8Array): Kept {
   if (typeof frame !== "string" || frame.length < KEEP_AS_BYTES_CHARS) return frame;
+  // In reused memory (released when trimmed) when it is ASCII, as JSON mostly is: fresh memory
+  // for each large message cost more than the encoding.
+  const room = takeBuffer(frame.length);
+  const { read, written } = utf8.encodeInto(frame, room);
+  if (read === frame.length) return { text: room.subarray(0, written) };
+  releaseBuffer(room);
   return { text: utf8.encode(frame) };
+}
+
+/** The bytes a kept message holds in reused memory, if any (to release them). */
+function bytesOf(kept: Kept): Uint8Array | undefined {
+  return typeof kept === "string" ? undefined : kept instanceof Uint8Array ? kept : kept.text;
 }
 
 function unkeep(kept: Kept): string | Uint8Array {
