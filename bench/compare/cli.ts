@@ -33,7 +33,8 @@ echo, each with its ratio to raw-deno, and Mist's ratios to raw-deno-strict (no 
   --markdown PATH  also write the table as Markdown
   --svg PATH       also write a bar chart of the ratios as SVG
   --stacks LIST    only these stacks (raw-deno always runs: it is the floor; raw-deno-strict
-                   runs with mist and mist-native-socket, which are also divided by it)
+                   runs with mist and mist-native-socket, which are also divided by it; mist
+                   runs with mist-no-resume, paired with it round by round)
 `;
 
 /** Parses `args`; throws a `TypeError` with a message for the user on a bad command line. */

@@ -48,8 +48,11 @@ function selectStacks(options: Options): StackInfo[] {
   if (unknown.length > 0) throw new TypeError(`unknown stack(s): ${unknown.join(", ")}`);
   // The strict floor comes along with any stack that is also divided by it.
   const strict = STACKS.some((stack) => stack.versusStrict && wanted.includes(stack.name));
+  // So does the stack that a wanted one is paired with.
+  const paired = STACKS.filter((stack) => wanted.includes(stack.name)).map((s) => s.pairedWith);
   return STACKS.filter((stack) =>
-    stack.name === FLOOR || wanted.includes(stack.name) || (strict && stack.name === STRICT_FLOOR)
+    stack.name === FLOOR || wanted.includes(stack.name) || paired.includes(stack.name) ||
+    (strict && stack.name === STRICT_FLOOR)
   );
 }
 

@@ -10,6 +10,7 @@ import type { Plan } from "./plan.ts";
 import type { Measurement } from "./protocol.ts";
 import type { Outcome } from "./runner.ts";
 import type { StackInfo } from "./stacks.ts";
+import { median } from "./stats.ts";
 
 /** One stack's row: what it is and what became of it. */
 export interface Row {
@@ -19,6 +20,8 @@ export interface Row {
   readonly outcome: Outcome;
   /** How many rounds it was measured in. */
   readonly rounds: number;
+  /** Its figures in each of those rounds, in order. */
+  readonly perRound?: readonly Measurement[];
 }
 
 /** Everything a report shows. */
@@ -118,6 +121,33 @@ function strictCells(report: Report): string[][] {
   return [header, ...body];
 }
 
+/**
+ * For each stack with `pairedWith`: that stack ÷ this one, calls/s with 64 in flight, one ratio
+ * per round (the two ran back to back) and their median. Empty if none.
+ */
+function pairedLines(report: Report): string[] {
+  const lines: string[] = [];
+  for (const row of report.rows) {
+    const name = row.stack.pairedWith;
+    const other = report.rows.find((candidate) => candidate.stack.name === name);
+    if (name === undefined || row.outcome.kind !== "measured") continue;
+    if (other?.outcome.kind !== "measured") continue;
+    const mine = row.perRound ?? [], theirs = other.perRound ?? [];
+    const ratios = theirs.slice(0, mine.length).map((m, i) =>
+      m.callsPerSecond / mine[i].callsPerSecond
+    );
+    if (ratios.length === 0) continue;
+    lines.push(
+      `${name} ÷ ${row.stack.name}, calls/s with 64 in flight, paired by round (run back to ` +
+        `back): median ${median(ratios).toFixed(3)} (${
+          ratios.map((r) => r.toFixed(3)).join(", ")
+        })`,
+      "",
+    );
+  }
+  return lines;
+}
+
 function notes(report: Report): string[] {
   const { machine, plan } = report;
   const lines = [
@@ -165,8 +195,13 @@ function alignedText(matrix: string[][]): string[] {
 
 /** The tables as aligned plain text, followed by the notes. */
 export function renderText(report: Report): string {
-  return [...alignedText(cells(report)), ...alignedText(strictCells(report)), ...notes(report), ""]
-    .join("\n");
+  return [
+    ...alignedText(cells(report)),
+    ...alignedText(strictCells(report)),
+    ...pairedLines(report),
+    ...notes(report),
+    "",
+  ].join("\n");
 }
 
 function escapeMarkdown(text: string): string {
@@ -188,6 +223,7 @@ export function renderMarkdown(report: Report): string {
     "",
     ...markdownTable(cells(report)),
     ...markdownTable(strictCells(report)),
+    ...pairedLines(report),
     ...notes(report).map((note) => note.startsWith("  ") ? `  - ${note.trim()}` : `- ${note}`),
     "",
   ].join("\n");

@@ -38,12 +38,13 @@ function rowOf({ stack, measurements, final }: Tally): Row {
   // one round is not a fault, so the rounds it did get count.
   const outOfBudget = final?.kind === "skipped" && final.reason === BUDGET_SPENT;
   if (final !== undefined && !(outOfBudget && measurements.length > 0)) {
-    return { stack, outcome: final, rounds: measurements.length };
+    return { stack, outcome: final, rounds: measurements.length, perRound: measurements };
   }
   return {
     stack,
     outcome: { kind: "measured", measurement: combine(measurements) },
     rounds: measurements.length,
+    perRound: measurements,
   };
 }
 

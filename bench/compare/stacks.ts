@@ -27,6 +27,11 @@ export interface StackInfo {
   readonly mistPackage?: boolean;
   /** Also report its ratios to {@linkcode STRICT_FLOOR} (runs the strict floor with it). */
   readonly versusStrict?: boolean;
+  /**
+   * Also report the named stack ÷ this one as ratios paired by round: the named stack runs just
+   * before this one in each round, so a change of load between rounds falls on both.
+   */
+  readonly pairedWith?: string;
 }
 
 /** The floor that every ratio is taken against; always run first. */
@@ -80,6 +85,7 @@ export const STACKS: readonly StackInfo[] = [
     entry: "stacks/mist_no_resume.ts",
     permissions: [...DENO_NET, "--allow-read"],
     note: "as mist, with resume off on both sides: the cost of resume is mist ÷ this",
+    pairedWith: "mist",
   },
   {
     name: "mist-native-socket",
