@@ -414,7 +414,7 @@ for (const face of FACES) {
     );
     for (let i = 0; i < count; i++) assert.deepEqual(down[i], bytes(MIB, i), `reply ${i}`);
     const up = Array.from({ length: count }, (_, i) => bytes(MIB, 100 + i));
-    const echoed = await Promise.all(up.map((data) => c.call("echo", [data])));
+    const echoed = await within(Promise.all(up.map((data) => c.call("echo", [data]))), "echoes");
     for (let i = 0; i < count; i++) assert.deepEqual(echoed[i], [up[i]], `echo ${i}`);
     await stop(t, c);
   });

@@ -63,6 +63,7 @@ Deno.test("Client under Node: header proof, calls both ways (with bytes), reconn
     ],
     result: "Uint8Array:0726456483a2",
     callback: "Uint8Array:030201",
+    large: Array(8).fill("same"),
     note: "sent",
   });
   // The client's notification with bytes, then the 50 of the timing loop.
