@@ -219,12 +219,11 @@ export class Session implements Transport {
         if (kept instanceof Uint8Array) retainBuffer(kept); // a binary message, kept as is
         this.#sizes.push(-bytes); // bytes to release when trimmed
       }
-      this.#bufferBytes += bytes;
-      const total = this.#limits.total;
-      if (total) total.used += bytes;
+      this.#held(bytes);
+      const { maxBufferBytes, maxBufferMessages, total } = this.#limits;
       if (
-        this.#bufferBytes > this.#limits.maxBufferBytes ||
-        this.#buffer.length - this.#head > this.#limits.maxBufferMessages ||
+        this.#bufferBytes > maxBufferBytes ||
+        this.#buffer.length - this.#head > maxBufferMessages ||
         (total !== undefined && total.used > total.max)
       ) {
         // Too much unacknowledged (the other side stopped acknowledging, or one message is
